@@ -1,0 +1,100 @@
+//! Failure kinds and the exit codes they map to.
+//!
+//! Every error that reaches `main` is printed as one line; the first [`Failure`] found in its
+//! chain decides the exit code. Errors without a kind are internal (exit 1).
+
+use std::fmt;
+
+/// What went wrong, as far as an operator is concerned. The numbers are documented in the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad option, bad setting, unreadable settings file or key file.
+    Config,
+    /// The API refused the key (401/403).
+    Auth,
+    /// The API said 429, or the daily request budget is spent.
+    RateLimit,
+    /// Network failure, timeout, 5xx, or a response that is not the documented shape.
+    Upstream,
+    /// stdout could not be written (closed pipe, full disk).
+    Output,
+    /// The checkpoint file is corrupt, of an unknown version, locked, or cannot be written.
+    State,
+    /// splunkd's management port refused the session token or could not be reached.
+    Splunkd,
+    /// The credential is not in splunkd's secret store.
+    Credential,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Config => 2,
+            Kind::Auth => 3,
+            Kind::RateLimit => 4,
+            Kind::Upstream => 5,
+            Kind::Output => 6,
+            Kind::State => 7,
+            Kind::Splunkd => 8,
+            Kind::Credential => 9,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Config => "config",
+            Kind::Auth => "auth",
+            Kind::RateLimit => "rate_limit",
+            Kind::Upstream => "upstream",
+            Kind::Output => "output",
+            Kind::State => "state",
+            Kind::Splunkd => "splunkd",
+            Kind::Credential => "credential",
+        }
+    }
+}
+
+/// An error with a kind and a message that already says what to do about it.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: Kind,
+    pub msg: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Builds an `anyhow::Error` of the given kind.
+pub fn fail(kind: Kind, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        kind,
+        msg: msg.into(),
+    })
+}
+
+/// Tags any error with a kind and a message, keeping the cause chain.
+pub trait KindExt<T> {
+    fn kind(self, kind: Kind, msg: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
+
+impl<T, E> KindExt<T> for Result<T, E>
+where
+    E: Into<anyhow::Error>,
+{
+    fn kind(self, kind: Kind, msg: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|e| e.into().context(Failure { kind, msg: msg() }))
+    }
+}
+
+/// The kind of an error: the outermost `Failure` in its chain, if any.
+pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<Failure>())
+        .map(|f| f.kind)
+        .or_else(|| err.downcast_ref::<Failure>().map(|f| f.kind))
+}

@@ -1,0 +1,235 @@
+//! Records from the API to output lines: one compact JSON object per line, always.
+//!
+//! Every field the API sent is kept (unknown ones too). The key fields go first because
+//! Splunk's automatic JSON extraction stops after 5,000 bytes. serde_json already escapes
+//! newlines, `\r`, NUL and quotes; U+2028 and U+2029 are escaped as well so no consumer
+//! splits an event on them. Strings longer than `max_field_bytes` are cut with a marker, and
+//! an event that would still exceed [`MAX_EVENT_BYTES`] keeps only its key fields, so no event
+//! can exceed the sourcetype's `TRUNCATE`.
+
+use std::io;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Longest line this program prints, newline excluded. props.conf `TRUNCATE` is above it.
+pub const MAX_EVENT_BYTES: usize = 90_000;
+/// Marks an event in which something was cut.
+pub const TRUNCATED_FIELD: &str = "socdefenders_truncated";
+/// Fields printed first, in this order, and all that is kept of an oversized record.
+pub const KEY_FIELDS: &[&str] = &[
+    "type",
+    "value",
+    "confidence",
+    "id",
+    "first_seen",
+    "last_seen",
+];
+const KEY_FIELD_CAP: usize = 1024;
+
+/// Why a record was not printed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Skip {
+    NotAnObject,
+    MissingString(&'static str),
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::NotAnObject => f.write_str("is not a JSON object"),
+            Skip::MissingString(k) => write!(f, "has no string {k:?}"),
+        }
+    }
+}
+
+/// Checks a record has what every consumer relies on: an object with string `type` and `value`.
+pub fn validate(record: &Value) -> Result<&Map<String, Value>, Skip> {
+    let obj = record.as_object().ok_or(Skip::NotAnObject)?;
+    for key in ["type", "value"] {
+        if !obj.get(key).is_some_and(Value::is_string) {
+            return Err(Skip::MissingString(key));
+        }
+    }
+    Ok(obj)
+}
+
+/// The identity of a record for de-duplication: `id`, or `type:value` when there is none.
+pub fn identity(obj: &Map<String, Value>) -> String {
+    match obj.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        Some(other) if !other.is_null() => other.to_string(),
+        _ => format!(
+            "{}:{}",
+            obj.get("type").and_then(Value::as_str).unwrap_or(""),
+            obj.get("value").and_then(Value::as_str).unwrap_or("")
+        ),
+    }
+}
+
+/// Encodes one record as a line (no newline), key fields first, strings capped.
+pub fn encode(obj: &Map<String, Value>, max_field_bytes: usize) -> Vec<u8> {
+    let mut cut = false;
+    let mut out = Map::new();
+    for k in KEY_FIELDS {
+        if let Some(v) = obj.get(*k) {
+            out.insert((*k).to_string(), capped(v, max_field_bytes, &mut cut));
+        }
+    }
+    for (k, v) in obj {
+        if !out.contains_key(k) {
+            out.insert(
+                cap_str(k, 256, &mut cut),
+                capped(v, max_field_bytes, &mut cut),
+            );
+        }
+    }
+    if cut {
+        out.insert(TRUNCATED_FIELD.into(), Value::Bool(true));
+    }
+    let line = to_line(&Value::Object(out));
+    if line.len() <= MAX_EVENT_BYTES {
+        return line;
+    }
+    let mut small = Map::new();
+    for k in KEY_FIELDS {
+        if let Some(v) = obj.get(*k) {
+            let v = match v {
+                Value::String(_) => capped(v, KEY_FIELD_CAP, &mut cut),
+                other => Value::String(cap_plain(&other.to_string(), KEY_FIELD_CAP)),
+            };
+            small.insert((*k).to_string(), v);
+        }
+    }
+    small.insert(TRUNCATED_FIELD.into(), Value::Bool(true));
+    to_line(&Value::Object(small))
+}
+
+fn capped(v: &Value, max: usize, cut: &mut bool) -> Value {
+    match v {
+        Value::String(s) => Value::String(cap_str(s, max, cut)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| capped(x, max, cut)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (cap_str(k, 256, cut), capped(x, max, cut)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn cap_str(s: &str, max: usize, cut: &mut bool) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    *cut = true;
+    cap_plain(s, max)
+}
+
+fn cap_plain(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...[truncated {} bytes]", &s[..end], s.len() - end)
+}
+
+/// Compact JSON with U+2028/U+2029 escaped.
+pub fn to_line(v: &Value) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512);
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, LineFormatter);
+    v.serialize(&mut ser).expect("a Value always serializes");
+    buf
+}
+
+struct LineFormatter;
+
+impl serde_json::ser::Formatter for LineFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some(pos) = rest.find(['\u{2028}', '\u{2029}']) {
+            w.write_all(&rest.as_bytes()[..pos])?;
+            let c = rest[pos..].chars().next().expect("found a char");
+            write!(w, "\\u{:04x}", c as u32)?;
+            rest = &rest[pos + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn enc(v: Value) -> (Vec<u8>, Value) {
+        let line = encode(validate(&v).unwrap(), 8192);
+        let back = serde_json::from_slice(&line).unwrap();
+        (line, back)
+    }
+
+    #[test]
+    fn key_fields_first_and_unknown_fields_kept() {
+        let (line, back) =
+            enc(json!({"zz": {"a": [1, null]}, "value": "1.2.3.4", "type": "ipv4", "id": "x"}));
+        assert!(line.starts_with(br#"{"type":"ipv4","value":"1.2.3.4","id":"x""#));
+        assert_eq!(back["zz"], json!({"a": [1, null]}));
+    }
+
+    #[test]
+    fn hostile_values_stay_on_one_line() {
+        let evil = "a\nb\r\0c\u{2028}d\u{2029}\"}\n{\"type\":\"ipv4\"";
+        let (line, back) = enc(json!({"type": "url", "value": evil}));
+        assert!(!line.iter().any(|&b| b == b'\n' || b == b'\r' || b == 0));
+        assert!(!String::from_utf8(line).unwrap().contains('\u{2028}'));
+        assert_eq!(back["value"], evil);
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_a_marker_and_events_bounded() {
+        let big = "x".repeat(200_000);
+        let (_, back) = enc(json!({"type": "url", "value": "v", "context": big}));
+        let ctx = back["context"].as_str().unwrap();
+        assert!(ctx.starts_with("xxx") && ctx.ends_with("[truncated 191808 bytes]"));
+        assert_eq!(back[TRUNCATED_FIELD], true);
+
+        let many: Vec<String> = (0..100).map(|_| "y".repeat(5000)).collect();
+        let (line, back) = enc(json!({"type": "url", "value": "v", "tags": many}));
+        assert!(line.len() <= MAX_EVENT_BYTES);
+        assert_eq!(back["type"], "url");
+        assert!(back.get("tags").is_none());
+    }
+
+    #[test]
+    fn cut_never_splits_a_character() {
+        let s = "é".repeat(10_000);
+        let (_, back) = enc(json!({"type": "url", "value": s}));
+        assert!(back["value"].as_str().unwrap().contains("[truncated"));
+    }
+
+    #[test]
+    fn invalid_records_are_named() {
+        assert_eq!(validate(&json!([1])).unwrap_err(), Skip::NotAnObject);
+        assert_eq!(
+            validate(&json!({"type": 4, "value": "x"})).unwrap_err(),
+            Skip::MissingString("type")
+        );
+        assert_eq!(
+            validate(&json!({"type": "ipv4"})).unwrap_err(),
+            Skip::MissingString("value")
+        );
+    }
+
+    #[test]
+    fn identity_falls_back_to_type_and_value() {
+        let v = json!({"type": "ipv4", "value": "1.1.1.1"});
+        assert_eq!(identity(v.as_object().unwrap()), "ipv4:1.1.1.1");
+    }
+}

@@ -1,0 +1,274 @@
+//! The one place an HTTP agent for the API is built: timeouts, TLS roots (system plus
+//! `ca_file`, never off), proxy, body cap, no redirects; and the retry loop.
+//!
+//! Redirects are not followed: the key must reach only the configured host, and an API that
+//! moved is better fixed in `base_url` than followed blindly. Statuses are returned, not
+//! turned into errors, so each caller maps every status on purpose.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use crate::error::{Kind, KindExt, fail};
+
+/// A response read in full, within the body cap.
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// Headers the callers care about, lower-cased names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    max_body: u64,
+    retries: u32,
+    /// Total time the retries of one request may take, so a run ends well inside its interval.
+    budget: Duration,
+}
+
+/// Reads the PEM certificates of a CA file; a file without any is an error.
+pub fn read_ca_file(path: &Path, setting: &str) -> Result<Vec<Certificate<'static>>> {
+    let pem = std::fs::read(path).kind(Kind::Config, || {
+        format!(
+            "cannot read {setting} {}: check the path and permissions",
+            path.display()
+        )
+    })?;
+    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(fail(
+            Kind::Config,
+            format!(
+                "{setting} {} holds no PEM certificate ('-----BEGIN CERTIFICATE-----')",
+                path.display()
+            ),
+        ));
+    }
+    Ok(certs)
+}
+
+fn roots(ca_file: Option<&Path>) -> Result<RootCerts> {
+    let system = rustls_native_certs::load_native_certs();
+    let mut certs: Vec<Certificate<'static>> = system
+        .certs
+        .into_iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = ca_file {
+        certs.extend(read_ca_file(path, "ca_file")?);
+    } else if certs.is_empty() {
+        // No system store (a minimal container): Mozilla's roots, compiled in, still verify.
+        return Ok(RootCerts::WebPki);
+    }
+    Ok(RootCerts::from(certs))
+}
+
+impl Client {
+    pub fn new(
+        ca_file: Option<&Path>,
+        proxy: Option<&str>,
+        timeout: Duration,
+        max_body: u64,
+        retries: u32,
+    ) -> Result<Client> {
+        let proxy = match proxy {
+            Some(p) => Some(ureq::Proxy::new(p).kind(Kind::Config, || {
+                "setting proxy is not a valid proxy URL (http://host:port)".to_string()
+            })?),
+            None => ureq::Proxy::try_from_env(),
+        };
+        let tls = TlsConfig::builder().root_certs(roots(ca_file)?).build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(20))))
+            .user_agent(concat!("socdefenders-iocs/", env!("CARGO_PKG_VERSION")))
+            .proxy(proxy)
+            .tls_config(tls)
+            .build()
+            .new_agent();
+        Ok(Client {
+            agent,
+            max_body,
+            retries,
+            budget: (timeout * 3).min(Duration::from_secs(300)),
+        })
+    }
+
+    /// One GET, read in full.
+    pub fn get_once(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response, ureq::Error> {
+        let mut req = self.agent.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.call()?;
+        let status = resp.status().as_u16();
+        let keep = [
+            "content-type",
+            "location",
+            "retry-after",
+            "x-ratelimit-reset",
+            "x-ratelimit-remaining",
+            "x-ratelimit-limit",
+            "x-taxii-date-added-first",
+            "x-taxii-date-added-last",
+        ];
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let content_type = headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(self.max_body)
+            .read_to_vec()?;
+        Ok(Response {
+            status,
+            content_type,
+            body,
+            headers,
+        })
+    }
+
+    /// GET with retries on network errors, timeouts and 5xx, with exponential backoff inside a
+    /// total time budget. `before_each` runs before every attempt (it counts the request
+    /// against the daily budget and may refuse it).
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        mut before_each: impl FnMut() -> Result<()>,
+    ) -> Result<Response> {
+        let start = Instant::now();
+        let mut attempt = 0;
+        loop {
+            before_each()?;
+            let result = self.get_once(url, headers);
+            let retryable = match &result {
+                Ok(r) => (500..=599).contains(&r.status),
+                Err(e) => is_transient(e),
+            };
+            let backoff = Duration::from_millis(500 << attempt.min(6));
+            if !retryable || attempt >= self.retries || start.elapsed() + backoff > self.budget {
+                return result.map_err(|e| self.describe(e, what));
+            }
+            let why = match &result {
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => e.to_string(),
+            };
+            crate::log::warn(&format!(
+                "{what}: {why}; retry {} of {} in {} ms",
+                attempt + 1,
+                self.retries,
+                backoff.as_millis()
+            ));
+            std::thread::sleep(backoff);
+            attempt += 1;
+        }
+    }
+
+    fn describe(&self, e: ureq::Error, what: &str) -> anyhow::Error {
+        let msg = match &e {
+            ureq::Error::BodyExceedsLimit(_) => format!(
+                "{what}: the response is larger than max_body_bytes ({} bytes); nothing from it was printed. Raise max_body_bytes or lower limit",
+                self.max_body
+            ),
+            ureq::Error::Timeout(t) => format!(
+                "{what}: timed out ({t}); nothing was printed and the checkpoint did not move. Check the network path or raise timeout"
+            ),
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) => format!(
+                "{what}: TLS failed ({e}); if a proxy inspects TLS, set ca_file to its CA certificate (PEM)"
+            ),
+            ureq::Error::HostNotFound => format!(
+                "{what}: host not found; check base_url, DNS, or set proxy for hosts without direct internet access"
+            ),
+            _ => format!(
+                "{what}: {e}; nothing was printed and the checkpoint did not move. Check the network, proxy settings and base_url"
+            ),
+        };
+        anyhow::Error::new(e).context(crate::error::Failure {
+            kind: Kind::Upstream,
+            msg,
+        })
+    }
+}
+
+fn is_transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed
+    )
+}
+
+/// The host (and port) part of an http(s) URL, lower-cased, for same-host checks.
+pub fn origin(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .map(|r| ("https", r))
+        .or_else(|| url.strip_prefix("http://").map(|r| ("http", r)))?;
+    let host = rest.1.split(['/', '?', '#']).next()?;
+    let host = host.rsplit('@').next()?;
+    Some(format!("{}://{}", rest.0, host.to_ascii_lowercase()))
+}
+
+/// Percent-encodes a query value.
+pub fn enc(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://User@Socdefenders.ai:443/api?x").as_deref(),
+            Some("https://socdefenders.ai:443")
+        );
+        assert_ne!(origin("https://a.example/x"), origin("https://b.example/x"));
+        assert_eq!(origin("ftp://x"), None);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(enc("2026-01-01T00:00:00Z"), "2026-01-01T00%3A00%3A00Z");
+        assert_eq!(enc("a b&c"), "a%20b%26c");
+    }
+}

@@ -1,0 +1,43 @@
+//! `socdefenders-iocs`: a Splunk scripted input for SOC Defenders IOCs.
+//!
+//! `main` only turns the result of `run` into an exit code and, on failure, one stderr line.
+
+mod cli;
+mod conf;
+mod config;
+mod error;
+mod event;
+mod http;
+mod key;
+mod log;
+mod rest;
+mod run;
+mod splunkd;
+mod state;
+mod timeutil;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::strip_splunkd_index(std::env::args_os().collect());
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run::main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let kind = error::kind_of(&err);
+            let code = kind.map_or(1, error::Kind::exit_code);
+            let name = kind.map_or("internal", error::Kind::name);
+            log::error(name, code, &format!("{err:#}"));
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The REST source: `GET {base_url}/api/v1/iocs` for one cursor position, every status
+//! mapped on purpose, and the page parsed in full before anything is printed.
+//!
+//! Requests are always built from the checkpoint against `base_url`; `links.next` is only read
+//! as a "there is more" signal and never followed, so the key cannot be sent to another host.
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::config::{AuthHeader, Config};
+use crate::error::{Kind, fail};
+use crate::http::{self, Client, Response};
+use crate::key::Secret;
+use crate::state::Cursor;
+use crate::timeutil;
+
+/// One page, parsed.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<Value>,
+    pub has_more: bool,
+    /// `meta.total`: records matching the query when the server answered.
+    pub total: Option<u64>,
+    /// The body had invalid UTF-8 that was replaced with U+FFFD.
+    pub replaced_utf8: bool,
+}
+
+pub enum Fetched {
+    Page(Page),
+    /// 429: no request before this time (epoch ms).
+    RateLimited {
+        until_ms: i64,
+        detail: String,
+    },
+}
+
+pub fn url(cfg: &Config, cur: &Cursor) -> String {
+    let mut u = format!(
+        "{}/api/v1/iocs?limit={}&offset={}&since={}",
+        cfg.base_url,
+        cfg.limit,
+        cur.offset,
+        http::enc(&timeutil::format_ms(cur.since_ms))
+    );
+    if !cfg.types.is_empty() {
+        u.push_str(&format!("&type={}", http::enc(&cfg.types.join(","))));
+    }
+    for (k, v) in [
+        ("confidence", &cfg.confidence),
+        ("category", &cfg.category),
+        ("industry", &cfg.industry),
+    ] {
+        if let Some(v) = v {
+            u.push_str(&format!("&{k}={}", http::enc(v)));
+        }
+    }
+    u
+}
+
+/// The auth header for the API.
+pub fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
+    match cfg.auth_header {
+        AuthHeader::Bearer => ("Authorization", format!("Bearer {}", key.expose())),
+        AuthHeader::XApiKey => ("X-API-Key", key.expose().to_string()),
+    }
+}
+
+/// Fetches one page at `cur`. `before_each` runs before each attempt (budget accounting).
+pub fn fetch(
+    client: &Client,
+    cfg: &Config,
+    key: &Secret,
+    cur: &Cursor,
+    before_each: impl FnMut() -> Result<()>,
+) -> Result<Fetched> {
+    let url = url(cfg, cur);
+    let (h, v) = auth(cfg, key);
+    let resp = client.get(
+        &url,
+        &[(h, v.as_str()), ("Accept", "application/json")],
+        "GET /api/v1/iocs",
+        before_each,
+    )?;
+    match resp.status {
+        200 => parse_page(&resp.body, &resp.content_type, cur.offset, cfg.limit).map(Fetched::Page),
+        429 => Ok(Fetched::RateLimited {
+            until_ms: retry_at(&resp, timeutil::now_ms()),
+            detail: api_error(&resp).1,
+        }),
+        _ => Err(status_error(&resp, cfg)),
+    }
+}
+
+/// When a 429 says we may retry: `Retry-After` (seconds or HTTP date), else
+/// `X-RateLimit-Reset` (epoch seconds), else one minute.
+pub fn retry_at(resp: &Response, now_ms: i64) -> i64 {
+    if let Some(ra) = resp.header("retry-after") {
+        if let Ok(secs) = ra.trim().parse::<i64>() {
+            return now_ms + secs.clamp(0, 86_400) * 1000;
+        }
+        let rfc2822 = time::format_description::well_known::Rfc2822;
+        if let Ok(t) = time::OffsetDateTime::parse(ra.trim(), &rfc2822) {
+            return timeutil::to_ms(t).min(now_ms + 86_400_000);
+        }
+    }
+    if let Some(reset) = resp.header("x-ratelimit-reset")
+        && let Ok(secs) = reset.trim().parse::<i64>()
+    {
+        return (secs * 1000).clamp(now_ms, now_ms + 86_400_000);
+    }
+    now_ms + 60_000
+}
+
+/// `error.code` and a printable `error.message` from the documented error envelope.
+fn api_error(resp: &Response) -> (Option<String>, String) {
+    let v: Option<Value> = serde_json::from_slice(&resp.body).ok();
+    let err = v.as_ref().and_then(|v| v.get("error"));
+    let code = err
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(64).collect());
+    let message: String = err
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect();
+    let request_id = err
+        .and_then(|e| e.get("request_id"))
+        .and_then(Value::as_str)
+        .map(|r| format!(" request_id={}", r.chars().take(64).collect::<String>()))
+        .unwrap_or_default();
+    (code, format!("{message}{request_id}"))
+}
+
+fn status_error(resp: &Response, cfg: &Config) -> anyhow::Error {
+    let (code, detail) = api_error(resp);
+    let code_s = code.clone().unwrap_or_else(|| "none".into());
+    match resp.status {
+        401 => {
+            let fix = match code.as_deref() {
+                Some("missing_api_key") => "the key was not sent; check auth_header",
+                Some("expired_api_key") => {
+                    "the key expired or was deactivated; create a new key in the SOC Defenders dashboard and store it"
+                }
+                Some("invalid_api_key") => {
+                    "the key is unknown or revoked; create a new key in the SOC Defenders dashboard and store it"
+                }
+                _ => "check the stored key",
+            };
+            fail(
+                Kind::Auth,
+                format!("the API refused the key: HTTP 401 {code_s} ({detail}); {fix}"),
+            )
+        }
+        403 => fail(
+            Kind::Auth,
+            format!(
+                "the API refused access: HTTP 403 {code_s} ({detail}); the key's tier or scopes do not allow this request (Free keys: 100 IOCs per request, 1 day lookback). Check tier and the filters"
+            ),
+        ),
+        400 => fail(
+            Kind::Config,
+            format!(
+                "the API rejected a parameter: HTTP 400 {code_s} ({detail}); check type, confidence, category, industry and since"
+            ),
+        ),
+        300..=399 => fail(
+            Kind::Upstream,
+            format!(
+                "{} answered with a redirect (HTTP {}) to {}; redirects are not followed so the key stays with the configured host. If that host is right, set base_url to it",
+                cfg.base_url,
+                resp.status,
+                resp.header("location")
+                    .and_then(http::origin)
+                    .unwrap_or_else(|| "an unnamed location".into())
+            ),
+        ),
+        s => fail(
+            Kind::Upstream,
+            format!(
+                "unexpected HTTP {s} {code_s} from {}/api/v1/iocs ({detail}); nothing was printed and the checkpoint did not move. If it persists check base_url or the provider's status",
+                cfg.base_url
+            ),
+        ),
+    }
+}
+
+/// Parses a 200 body. Anything but the documented shape is an Upstream error and nothing of
+/// the page is used.
+pub fn parse_page(body: &[u8], content_type: &str, offset: u64, limit: u32) -> Result<Page> {
+    let text = String::from_utf8_lossy(body);
+    let replaced_utf8 = matches!(text, std::borrow::Cow::Owned(_));
+    let trimmed = text.trim_start();
+    if content_type.contains("html") || trimmed.starts_with('<') {
+        return Err(fail(
+            Kind::Upstream,
+            format!(
+                "the API answered HTTP 200 with an HTML page (content-type {content_type:?}), not JSON: a proxy login page or captive portal? Nothing was printed. Check base_url and proxy"
+            ),
+        ));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| {
+        let what = if e.is_eof() {
+            "is truncated"
+        } else {
+            "is not valid JSON"
+        };
+        fail(
+            Kind::Upstream,
+            format!(
+                "the API's response ({} bytes) {what} ({e}); nothing from it was printed and the checkpoint did not move",
+                body.len()
+            ),
+        )
+    })?;
+    let Some(data) = v.get("data").and_then(Value::as_array) else {
+        return Err(fail(
+            Kind::Upstream,
+            "the API's response has no \"data\" array; nothing was printed and the checkpoint did not move. Check base_url points at the SOC Defenders API",
+        ));
+    };
+    let total = v.pointer("/meta/total").and_then(Value::as_u64);
+    let len = data.len() as u64;
+    let has_more = match v.get("links").and_then(|l| l.as_object()) {
+        Some(links) if links.contains_key("next") => {
+            links["next"].as_str().is_some_and(|s| !s.is_empty())
+        }
+        _ => match total {
+            Some(t) => offset + len < t,
+            None => len >= u64::from(limit) && len > 0,
+        },
+    };
+    let Value::Object(mut obj) = v else {
+        unreachable!("an object was indexed above")
+    };
+    let records = match obj.remove("data") {
+        Some(Value::Array(a)) => a,
+        _ => unreachable!("data was checked to be an array"),
+    };
+    Ok(Page {
+        records,
+        has_more,
+        total,
+        replaced_utf8,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_more_from_links_total_or_count() {
+        let p = parse_page(
+            br#"{"data":[{}],"links":{"next":"https://x/y"}}"#,
+            "application/json",
+            0,
+            1,
+        )
+        .unwrap();
+        assert!(p.has_more);
+        let p = parse_page(br#"{"data":[{}],"links":{"next":null}}"#, "", 0, 1).unwrap();
+        assert!(!p.has_more);
+        let p = parse_page(br#"{"data":[{}],"meta":{"total":5}}"#, "", 3, 1).unwrap();
+        assert!(p.has_more);
+        let p = parse_page(br#"{"data":[{},{}]}"#, "", 0, 2).unwrap();
+        assert!(p.has_more);
+        let p = parse_page(br#"{"data":[]}"#, "", 0, 2).unwrap();
+        assert!(!p.has_more);
+    }
+
+    #[test]
+    fn bad_bodies_are_upstream_errors() {
+        for body in [
+            &b"<html>login</html>"[..],
+            b"{\"data\":[1,",
+            b"[]",
+            b"{\"data\":{}}",
+        ] {
+            let e = parse_page(body, "application/json", 0, 10).unwrap_err();
+            assert_eq!(crate::error::kind_of(&e), Some(Kind::Upstream), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let p = parse_page(
+            b"{\"data\":[{\"type\":\"url\",\"value\":\"a\xffb\"}]}",
+            "",
+            0,
+            10,
+        )
+        .unwrap();
+        assert!(p.replaced_utf8);
+        assert_eq!(p.records[0]["value"], "a\u{fffd}b");
+    }
+
+    #[test]
+    fn retry_after_wins_then_reset_then_a_minute() {
+        let mk = |h: Vec<(&str, &str)>| Response {
+            status: 429,
+            content_type: String::new(),
+            body: vec![],
+            headers: h.into_iter().map(|(a, b)| (a.into(), b.into())).collect(),
+        };
+        assert_eq!(retry_at(&mk(vec![("retry-after", "30")]), 1_000), 31_000);
+        assert_eq!(
+            retry_at(
+                &mk(vec![("x-ratelimit-reset", "1716000060")]),
+                1_716_000_000_000
+            ),
+            1_716_000_060_000
+        );
+        assert_eq!(retry_at(&mk(vec![]), 0), 60_000);
+        let t = retry_at(
+            &mk(vec![("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]),
+            1_792_566_000_000,
+        );
+        assert_eq!(timeutil::format_ms(t), "2026-10-21T07:28:00Z");
+    }
+}

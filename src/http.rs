@@ -204,7 +204,7 @@ impl Client {
             ureq::Error::Timeout(t) => format!(
                 "{what}: timed out ({t}); nothing was printed and the checkpoint did not move. Check the network path or raise timeout"
             ),
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) => format!(
+            e if is_tls(e) => format!(
                 "{what}: TLS failed ({e}); if a proxy inspects TLS, set ca_file to its CA certificate (PEM)"
             ),
             ureq::Error::HostNotFound => format!(
@@ -225,7 +225,18 @@ fn is_transient(e: &ureq::Error) -> bool {
     matches!(
         e,
         ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed
-    )
+    ) && !is_tls(e)
+}
+
+/// Certificate and handshake failures; rustls errors can arrive wrapped in `Io`.
+fn is_tls(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
 }
 
 /// The host (and port) part of an http(s) URL, lower-cased, for same-host checks.

@@ -203,7 +203,7 @@ pub fn parse_page(body: &[u8], content_type: &str, offset: u64, limit: u32) -> R
     }
     let v: Value = serde_json::from_str(&text).map_err(|e| {
         let what = if e.is_eof() {
-            "is truncated"
+            "is truncated JSON"
         } else {
             "is not valid JSON"
         };

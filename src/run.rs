@@ -152,7 +152,8 @@ fn run(cfg: &Config, dry_run: bool) -> Result<()> {
     }
     let lookback_ms = cfg.tier.lookback().as_millis() as i64;
     if let Some(c) = &st.cursor
-        && c.since_ms < now - lookback_ms
+        // A first walk starts at the lookback edge; an hour past it means runs were missed.
+        && c.since_ms < now - lookback_ms - 3_600_000
     {
         log::warn(&format!(
             "the checkpoint (since={}) is older than the tier's {}-day lookback; the API clamps since, so indicators last seen between {} and {} may be unreachable",

@@ -161,17 +161,26 @@ pub fn advance(cur: &Cursor, page: &PageFacts, recent: &[(i64, u64)]) -> Cursor 
         (o, p) if o == p => o,
         _ => Order::Mixed,
     };
-    let overlap = u64::from(page.limit / 4).min(len / 4);
     let top = ts.iter().copied().max();
 
-    if order == Order::Ascending
-        && let Some(top) = top
-    {
+    if order == Order::Ascending {
+        let Some(top) = top else {
+            // Nothing at this offset: re-read the window from its start next time, in case
+            // the offset over-counted (the repeats are filtered out).
+            return Cursor {
+                offset: 0,
+                order,
+                ..cur.clone()
+            };
+        };
+        // Versions printed but since superseded (re-seen IOCs move to the end) inflate the
+        // count of what lies before the next unread position; the overlap absorbs them.
+        let overlap = u64::from((page.limit / 4).max(1));
         let since_ms = cur.since_ms.max(top - 1000);
         let above = recent.iter().filter(|&&(t, _)| t > since_ms).count() as u64;
         let mut offset = above.saturating_sub(overlap);
         if since_ms == cur.since_ms && page.has_more && offset <= cur.offset {
-            offset = cur.offset + (len - overlap).max(1);
+            offset = cur.offset + len.saturating_sub(overlap).max(1);
         }
         return Cursor {
             since_ms,
@@ -187,10 +196,11 @@ pub fn advance(cur: &Cursor, page: &PageFacts, recent: &[(i64, u64)]) -> Cursor 
         cur.walk_top_ms.or(top)
     };
     if page.has_more && len > 0 {
+        // Unknown order: shifts either way are possible, so overlap the pages.
         let overlap = if order == Order::Descending {
             0
         } else {
-            overlap
+            u64::from(page.limit / 4).min(len / 4)
         };
         Cursor {
             since_ms: cur.since_ms,

@@ -1,0 +1,738 @@
+//! Integration tests: the real binary against loopback servers, in temp dirs, with a scrubbed
+//! environment. Assertions are on parsed stdout (events), parsed stderr (key=value lines),
+//! exit codes, the state file and what the servers saw.
+
+mod util;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use util::api::{self, Fault, Feed, Server};
+use util::{Env, KEY};
+
+fn api_env(server: &Server) -> Env {
+    let mut e = Env::new();
+    e.set("SOCDEFENDERS_BASE_URL", &server.url);
+    e.set("SOCDEFENDERS_RETRIES", "0");
+    e
+}
+
+fn feed_with(n: usize) -> Feed {
+    let mut f = Feed::new();
+    f.add(n, 1);
+    f
+}
+
+#[test]
+fn one_run_prints_a_page_and_keeps_every_field() {
+    let (srv, _feed) = api::start(feed_with(5), None);
+    let env = api_env(&srv);
+    let out = env.run(&["-index", "main"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ev = out.events();
+    assert_eq!(ev.len(), 5);
+    assert_eq!(
+        ev[0]["future_field"],
+        json!({"nested": [1, 2, {"x": true}]})
+    );
+    assert_eq!(ev[0]["source"]["reference_url"], Value::Null);
+    assert!(out.stdout.lines().all(|l| l.starts_with("{\"type\":")));
+    let req = srv.last();
+    assert_eq!(req.headers["authorization"], format!("Bearer {KEY}"));
+    assert_eq!(req.query["limit"], "100");
+    assert_eq!(req.query["offset"], "0");
+    assert!(env.state_file("default").exists());
+    // Nothing new: nothing printed, exit 0.
+    let again = env.run(&[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.events().is_empty());
+}
+
+#[test]
+fn filters_and_x_api_key_are_sent() {
+    let (srv, _feed) = api::start(feed_with(8), None);
+    let env = api_env(&srv);
+    let out = env.run(&[
+        "--type",
+        "ipv4,mitre-attack",
+        "--confidence",
+        "high",
+        "--category",
+        "threat-intel",
+        "--industry",
+        "energy",
+        "--auth-header",
+        "x-api-key",
+        "--limit",
+        "3",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let req = srv.last();
+    assert_eq!(req.query["type"], "ipv4,mitre_attack");
+    assert_eq!(req.query["confidence"], "high");
+    assert_eq!(req.query["category"], "threat-intel");
+    assert_eq!(req.query["industry"], "energy");
+    assert_eq!(req.headers["x-api-key"], KEY);
+    assert!(!req.headers.contains_key("authorization"));
+    assert!(out.events().iter().all(|e| e["type"] == "ipv4"));
+}
+
+/// Walks a feed that grows and changes between and during runs; every version the server
+/// holds at the end is printed exactly once.
+fn walk(desc: bool, inclusive: bool, per_second: usize) {
+    let mut feed = Feed::new();
+    feed.desc = desc;
+    feed.inclusive = inclusive;
+    feed.cap = 7;
+    feed.add(40, per_second);
+    let mut calls = 0;
+    feed.during = Some(Box::new(move |f: &mut Feed| {
+        calls += 1;
+        if calls < 40 {
+            if calls % 3 == 0 {
+                f.add(2, per_second);
+            }
+            if calls % 4 == 0 {
+                let n = f.recs.len();
+                f.touch((calls * 7) % n);
+            }
+        }
+    }));
+    let (srv, feed) = api::start(feed, None);
+    let env = api_env(&srv);
+    let mut printed: HashMap<(String, String), usize> = HashMap::new();
+    let mut quiet_runs = 0;
+    for run in 0..200 {
+        let out = env.run(&["--limit", "7", "--max-pages", "2"]);
+        assert_eq!(out.code, 0, "run {run}: {}", out.stderr);
+        let ev = out.events();
+        if std::env::var_os("WALK_DEBUG").is_some() {
+            eprintln!(
+                "run {run}: {:?}\n{}",
+                ev.iter()
+                    .map(|e| format!(
+                        "{}@{}",
+                        &e["id"].as_str().unwrap()[33..],
+                        &e["last_seen"].as_str().unwrap()[11..19]
+                    ))
+                    .collect::<Vec<_>>(),
+                out.stderr
+            );
+        }
+        for e in &ev {
+            let k = (
+                e["id"].as_str().unwrap().to_string(),
+                e["last_seen"].as_str().unwrap().to_string(),
+            );
+            *printed.entry(k).or_default() += 1;
+        }
+        quiet_runs = if ev.is_empty() { quiet_runs + 1 } else { 0 };
+        if quiet_runs >= 3 {
+            break;
+        }
+    }
+    let f = feed.lock().unwrap();
+    let repeated: Vec<_> = printed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "repeated: {repeated:?}");
+    let missing: Vec<_> = f
+        .versions()
+        .into_iter()
+        .filter(|v| !printed.contains_key(v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} of {}: {missing:?}",
+        missing.len(),
+        f.recs.len()
+    );
+    let never_printed: Vec<_> = f
+        .served
+        .iter()
+        .filter(|v| !printed.contains_key(*v))
+        .collect();
+    assert!(
+        never_printed.is_empty(),
+        "served but not printed: {never_printed:?}"
+    );
+    assert!(f.recs.len() > 50);
+}
+
+#[test]
+fn walk_descending_inclusive() {
+    walk(true, true, 1);
+}
+#[test]
+fn walk_descending_exclusive_with_shared_seconds() {
+    walk(true, false, 5);
+}
+#[test]
+fn walk_ascending_inclusive() {
+    walk(false, true, 1);
+}
+#[test]
+fn walk_ascending_exclusive_with_shared_seconds() {
+    walk(false, false, 9);
+}
+
+#[test]
+fn crash_between_print_and_save_repeats_the_page_and_loses_nothing() {
+    let mut feed = feed_with(12);
+    feed.cap = 5;
+    let (srv, _feed) = api::start(feed, None);
+    let mut env = api_env(&srv);
+    assert_eq!(env.run(&["--limit", "5"]).events().len(), 5);
+    let before = std::fs::read(env.state_file("default")).unwrap();
+    env.set("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT", "1");
+    let crashed = env.run(&["--limit", "5"]);
+    assert_ne!(crashed.code, 0);
+    let crashed_ids: Vec<_> = crashed.events().iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(crashed_ids.len(), 5);
+    assert_eq!(std::fs::read(env.state_file("default")).unwrap(), before);
+    env.unset("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT");
+    let again = env.run(&["--limit", "5"]);
+    let again_ids: Vec<_> = again.events().iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(
+        again_ids, crashed_ids,
+        "the page is printed again after a crash"
+    );
+    let rest = env.run(&["--limit", "5"]);
+    assert_eq!(rest.events().len(), 2);
+}
+
+fn assert_failed(out: &util::Out, code: i32, kind: &str) -> HashMap<String, String> {
+    assert_eq!(out.code, code, "{}", out.stderr);
+    let errs = out.errors();
+    assert_eq!(errs.len(), 1, "exactly one ERROR line: {}", out.stderr);
+    assert_eq!(errs[0]["error"], kind);
+    assert_eq!(errs[0]["exit"], code.to_string());
+    assert_eq!(errs[0]["input"], "default");
+    errs[0].clone()
+}
+
+#[test]
+fn auth_failures_name_the_cause_and_do_not_retry() {
+    let (srv, _feed) = api::start(feed_with(3), None);
+    let mut env = api_env(&srv);
+    env.set("SOCDEFENDERS_RETRIES", "3");
+    env.set("SOCDEFENDERS_API_KEY", "sk_test_WRONGKEY00");
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 3, "auth");
+    assert!(e["msg"].contains("invalid_api_key"), "{}", e["msg"]);
+    assert!(!out.stderr.contains("sk_test_WRONGKEY00"));
+    assert_eq!(srv.count(), 1);
+    assert!(out.stdout.is_empty());
+
+    let (srv, feed) = api::start(feed_with(3), None);
+    let env = api_env(&srv);
+    for (code, body) in [
+        (
+            401,
+            json!({"error": {"code": "expired_api_key", "message": "expired"}}),
+        ),
+        (
+            403,
+            json!({"error": {"code": "forbidden", "message": "Pro only"}}),
+        ),
+    ] {
+        feed.lock()
+            .unwrap()
+            .faults
+            .push_back(Fault::Status(code, body.clone(), vec![]));
+        let out = env.run(&[]);
+        let e = assert_failed(&out, 3, "auth");
+        assert!(e["msg"].contains(body["error"]["code"].as_str().unwrap()));
+    }
+    assert!(!env.state_file("default").exists() || env.state("default")["cursor"].is_null());
+}
+
+#[test]
+fn rate_limit_sets_not_before_and_later_runs_send_nothing() {
+    let (srv, feed) = api::start(feed_with(3), None);
+    let env = api_env(&srv);
+    feed.lock().unwrap().faults.push_back(Fault::Status(
+        429,
+        json!({"error": {"code": "rate_limit_exceeded", "message": "slow down"}}),
+        vec![("Retry-After", "3600".into())],
+    ));
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 4, "rate_limit");
+    assert!(e["msg"].contains("429"));
+    let n = srv.count();
+    let quiet = env.run(&[]);
+    assert_eq!(quiet.code, 0);
+    assert!(quiet.has_level("INFO", "rate limited"), "{}", quiet.stderr);
+    assert_eq!(srv.count(), n, "no request while rate limited");
+    assert!(quiet.stdout.is_empty());
+
+    // X-RateLimit-Reset in the past: the next run goes ahead.
+    let (srv, feed) = api::start(feed_with(3), None);
+    let env = api_env(&srv);
+    feed.lock().unwrap().faults.push_back(Fault::Status(
+        429,
+        json!({}),
+        vec![("X-RateLimit-Reset", "1".into())],
+    ));
+    assert_eq!(env.run(&[]).code, 4);
+    assert_eq!(env.run(&[]).events().len(), 3);
+}
+
+#[test]
+fn daily_budget_is_never_exceeded() {
+    let mut feed = feed_with(30);
+    feed.cap = 2;
+    let (srv, _feed) = api::start(feed, None);
+    let env = api_env(&srv);
+    let out = env.run(&["--limit", "2", "--max-pages", "5", "--daily-budget", "3"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 6);
+    assert_eq!(srv.count(), 3);
+    let out = env.run(&["--limit", "2", "--daily-budget", "3"]);
+    assert_eq!(out.code, 0);
+    assert!(out.has_level("INFO", "budget"), "{}", out.stderr);
+    assert_eq!(srv.count(), 3);
+}
+
+#[test]
+fn server_errors_are_retried_then_fail_without_moving_the_checkpoint() {
+    let (srv, feed) = api::start(feed_with(4), None);
+    let mut env = api_env(&srv);
+    env.set("SOCDEFENDERS_RETRIES", "2");
+    assert_eq!(env.run(&["--limit", "2"]).events().len(), 2);
+    let before = std::fs::read(env.state_file("default")).unwrap();
+    {
+        let mut f = feed.lock().unwrap();
+        f.faults.push_back(Fault::Status(503, json!({}), vec![]));
+        f.faults.push_back(Fault::Close);
+    }
+    let ok = env.run(&["--limit", "2"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.events().len(), 2);
+    assert_eq!(
+        ok.log().iter().filter(|l| l["level"] == "WARN").count(),
+        2,
+        "{}",
+        ok.stderr
+    );
+
+    let n = srv.count();
+    let before2 = std::fs::read(env.state_file("default")).unwrap();
+    assert_ne!(before, before2);
+    for _ in 0..3 {
+        feed.lock()
+            .unwrap()
+            .faults
+            .push_back(Fault::Status(500, json!({}), vec![]));
+    }
+    let out = env.run(&["--limit", "2"]);
+    assert_failed(&out, 5, "upstream");
+    assert_eq!(srv.count(), n + 3);
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(env.state_file("default")).unwrap()).unwrap();
+    let st2: Value = serde_json::from_slice(&before2).unwrap();
+    assert_eq!(st["cursor"], st2["cursor"]);
+    assert_eq!(st["recent"], st2["recent"]);
+}
+
+#[test]
+fn timeouts_fail_cleanly() {
+    let (srv, feed) = api::start(feed_with(2), None);
+    let env = api_env(&srv);
+    feed.lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Slow(Duration::from_secs(4)));
+    let out = env.run(&["--timeout", "1"]);
+    let e = assert_failed(&out, 5, "upstream");
+    assert!(e["msg"].contains("timed out"), "{}", e["msg"]);
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_bodies_print_nothing_and_keep_the_checkpoint() {
+    let (srv, feed) = api::start(feed_with(3), None);
+    let env = api_env(&srv);
+    for (fault, needle) in [
+        (Fault::Malformed, "JSON"),
+        (Fault::Html200, "HTML"),
+        (Fault::Truncated, ""),
+        (Fault::Huge(2_000_000), "max_body_bytes"),
+    ] {
+        feed.lock().unwrap().faults.push_back(fault);
+        let out = env.run(&["--max-body-bytes", "1000000"]);
+        let e = assert_failed(&out, 5, "upstream");
+        assert!(e["msg"].contains(needle), "{}", e["msg"]);
+        assert!(out.stdout.is_empty());
+        assert!(!env.state_file("default").exists() || env.state("default")["cursor"].is_null());
+    }
+    assert_eq!(env.run(&[]).events().len(), 3);
+}
+
+#[test]
+fn invalid_utf8_is_ingested_with_a_warning() {
+    let (srv, feed) = api::start(feed_with(0), None);
+    let env = api_env(&srv);
+    feed.lock().unwrap().faults.push_back(Fault::BadUtf8);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events()[0]["value"], "bad\u{fffd}\u{fffd}.example");
+    assert!(out.has_level("WARN", "UTF-8"));
+}
+
+#[test]
+fn invalid_records_are_skipped_by_name_and_the_rest_ingested() {
+    let (srv, feed) = api::start(feed_with(0), None);
+    let env = api_env(&srv);
+    feed.lock().unwrap().faults.push_back(Fault::Records(vec![
+        json!({"id": "a", "type": "ipv4", "value": "192.0.2.1", "last_seen": "2026-01-01T00:00:00Z"}),
+        json!("just a string"),
+        json!({"id": "bad-type", "type": 7, "value": "x"}),
+        json!({"id": "no-value", "type": "ipv4"}),
+        json!({"id": "b", "type": "domain", "value": "ok.example", "last_seen": "2026-01-01T00:00:00Z"}),
+    ]));
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: Vec<_> = out.events().iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(ids, vec![json!("a"), json!("b")]);
+    assert!(out.has_level("WARN", "bad-type"));
+    assert!(out.has_level("WARN", "no-value"));
+    assert_eq!(out.log().iter().filter(|l| l["level"] == "WARN").count(), 3);
+}
+
+#[test]
+fn hostile_values_keep_one_event_per_line() {
+    let (srv, feed) = api::start(feed_with(0), None);
+    let env = api_env(&srv);
+    let evil = "x\ny\r\0z\u{2028}w\"}\n{\"type\":\"ipv4\",\"value\":\"6.6.6.6\"}";
+    let big = "B".repeat(200_000);
+    feed.lock().unwrap().faults.push_back(Fault::Records(vec![
+        json!({"id": "h1", "type": "url", "value": evil, "context": big, "last_seen": "2026-01-01T00:00:00Z"}),
+        json!({"id": "h2", "type": "domain", "value": "fine.example", "last_seen": "2026-01-01T00:00:00Z"}),
+    ]));
+    let out = env.run(&["--max-field-bytes", "8192"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ev = out.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["value"], evil);
+    let ctx = ev[0]["context"].as_str().unwrap();
+    assert!(ctx.len() < 8300 && ctx.ends_with("[truncated 191808 bytes]"));
+    assert_eq!(ev[0]["socdefenders_truncated"], true);
+    assert!(out.stdout.lines().all(|l| l.len() <= 90_000));
+    assert!(!out.stdout.contains('\u{2028}'));
+}
+
+#[test]
+fn closed_stdout_fails_and_keeps_the_checkpoint() {
+    let (srv, feed) = api::start(feed_with(50), None);
+    let mut env = api_env(&srv);
+    feed.lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Slow(Duration::from_millis(300)));
+    env.close_stdout = true;
+    let out = env.run(&[]);
+    assert_failed(&out, 6, "output");
+    assert!(!env.state_file("default").exists() || env.state("default")["cursor"].is_null());
+}
+
+#[test]
+fn the_key_never_follows_a_redirect_or_a_foreign_next_link() {
+    let other = api::start(feed_with(0), None).0;
+    let (srv, feed) = api::start(feed_with(10), None);
+    let env = api_env(&srv);
+    let foreign = other.url.replace("127.0.0.1", "localhost");
+    feed.lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Redirect(format!("{foreign}/api/v1/iocs")));
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 5, "upstream");
+    assert!(e["msg"].contains("redirect"));
+    assert_eq!(other.count(), 0);
+
+    feed.lock().unwrap().next_base = Some(foreign);
+    let out = env.run(&["--limit", "3", "--max-pages", "4"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 10);
+    assert_eq!(
+        other.count(),
+        0,
+        "links.next on another host is never requested"
+    );
+    assert!(
+        srv.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.headers.contains_key("authorization"))
+    );
+}
+
+#[test]
+fn tls_is_verified_and_ca_file_adds_a_root() {
+    let ca = util::tls::Ca::new("Corp Inspection CA");
+    let (srv, _feed) = api::start(feed_with(2), Some(ca.server("localhost", &["localhost"])));
+    let mut env = api_env(&srv);
+    let empty = env.dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    env.set("SSL_CERT_FILE", "/nonexistent/none.pem");
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 5, "upstream");
+    assert!(e["msg"].contains("ca_file"), "{}", e["msg"]);
+    let pem = env.dir.path().join("ca.pem");
+    std::fs::write(&pem, &ca.pem).unwrap();
+    let out = env.run(&["--ca-file", pem.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 2);
+    // The system store (SSL_CERT_FILE) is honoured too.
+    let mut env2 = api_env(&srv);
+    env2.set("SSL_CERT_FILE", pem.to_str().unwrap());
+    assert_eq!(env2.run(&[]).events().len(), 2);
+    let out = env.run(&["--ca-file", empty.to_str().unwrap()]);
+    assert_failed(&out, 2, "config");
+}
+
+#[test]
+fn proxies_from_env_and_option_and_no_proxy() {
+    let (proxy, tunnels) = api::connect_proxy();
+    let (direct, _df) = api::start(feed_with(2), None);
+    let target = direct.url.trim_start_matches("http://").to_string();
+    let mut env = api_env(&direct);
+    env.set("HTTPS_PROXY", &proxy);
+    let out = env.run(&["--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 2);
+    assert_eq!(*tunnels.lock().unwrap(), vec![target.clone()]);
+    env.set("NO_PROXY", "127.0.0.1");
+    assert_eq!(env.run(&["--dry-run"]).code, 0);
+    assert_eq!(
+        tunnels.lock().unwrap().len(),
+        1,
+        "NO_PROXY bypasses the proxy"
+    );
+    assert_eq!(direct.count(), 2);
+    env.unset("NO_PROXY");
+    env.set("HTTPS_PROXY", "http://127.0.0.1:9");
+    let out = env.run(&["--dry-run", "--proxy", &proxy]);
+    assert_eq!(out.code, 0, "--proxy wins: {}", out.stderr);
+    assert_eq!(tunnels.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn settings_layer_and_report_their_source() {
+    let (srv, _feed) = api::start(feed_with(1), None);
+    let mut env = api_env(&srv);
+    env.unset("SOCDEFENDERS_BASE_URL");
+    env.write_conf("default", "[default]\nbase_url = http://127.0.0.1:9\nlimit = 50\ntimeout = 30\n\n[input:ips]\ntype = ipv4\n");
+    env.write_conf(
+        "local",
+        &format!(
+            "[default]\nbase_url = {}\n[input:ips]\nlimit = 20\n",
+            srv.url
+        ),
+    );
+    env.set("SOCDEFENDERS_TIMEOUT", "40");
+    let out = env.run(&["--input", "ips", "--print-config", "--max-pages", "3"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: HashMap<String, String> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once(" = ")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    assert!(lines["base_url"].starts_with(&srv.url) && lines["base_url"].contains("local"));
+    assert!(lines["limit"].starts_with("20 ") && lines["limit"].contains("[input:ips]"));
+    assert!(lines["type"].starts_with("ipv4 ") && lines["type"].contains("default"));
+    assert!(
+        lines["timeout"].starts_with("40 ") && lines["timeout"].contains("SOCDEFENDERS_TIMEOUT")
+    );
+    assert!(lines["max_pages"].starts_with("3 ") && lines["max_pages"].contains("command line"));
+    assert!(lines["api_key"].starts_with("sk_test_***"));
+    let run = env.run(&["--input", "ips"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(srv.last().query["limit"], "20");
+    assert!(env.state_file("ips").exists());
+}
+
+#[test]
+fn unknown_settings_and_bad_values_are_errors_naming_file_and_line() {
+    let env = Env::new();
+    env.write_conf("local", "[default]\nlimit = 5\n\n[input:x]\nlimt = 9\n");
+    let out = env.run(&["--print-config"]);
+    let e = assert_failed(&out, 2, "config");
+    assert!(
+        e["msg"].contains("local/socdefenders.conf line 5") && e["msg"].contains("limt"),
+        "{}",
+        e["msg"]
+    );
+    let env = Env::new();
+    env.write_conf("default", "[default]\nthis is not a setting\n");
+    assert!(assert_failed(&env.run(&[]), 2, "config")["msg"].contains("line 2"));
+    let env = Env::new();
+    for args in [
+        &["--limit", "0"][..],
+        &["--since", "yesterday"],
+        &["--type", "ipv5"],
+        &["--tier", "gold"],
+    ] {
+        assert_failed(&env.run(args), 2, "config");
+    }
+    let mut env = Env::new();
+    env.unset("SOCDEFENDERS_STATE_DIR");
+    let e = assert_failed(&env.run(&[]), 2, "config");
+    assert!(e["msg"].contains("SPLUNK_HOME"));
+    env.set(
+        "SPLUNK_HOME",
+        env.dir.path().join("splunk").to_str().unwrap(),
+    );
+    let out = env.run(&["--print-config"]);
+    assert!(
+        out.stdout
+            .contains("var/lib/splunk/modinputs/TA-socdefenders/default.json"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn corrupt_or_unknown_state_is_left_untouched() {
+    let (srv, _feed) = api::start(feed_with(2), None);
+    let env = api_env(&srv);
+    std::fs::create_dir_all(env.state_dir()).unwrap();
+    for body in [&b"{not json"[..], b"{\"version\":99}", b"{\"input\":\"x\"}"] {
+        std::fs::write(env.state_file("default"), body).unwrap();
+        let out = env.run(&[]);
+        let e = assert_failed(&out, 7, "state");
+        assert!(
+            e["msg"].contains("state reset --input default"),
+            "{}",
+            e["msg"]
+        );
+        assert_eq!(std::fs::read(env.state_file("default")).unwrap(), body);
+        assert_eq!(srv.count(), 0);
+    }
+    let out = env.run(&["state", "reset"]);
+    assert_eq!(out.code, 0);
+    assert!(!env.state_file("default").exists());
+    assert_eq!(env.run(&[]).events().len(), 2);
+    let show: Value = serde_json::from_str(&env.run(&["state", "show"]).stdout).unwrap();
+    assert_eq!(show["remembered_versions"], 2);
+}
+
+#[test]
+fn a_second_run_of_the_same_input_is_locked_out() {
+    let (srv, _feed) = api::start(feed_with(2), None);
+    let env = api_env(&srv);
+    std::fs::create_dir_all(env.state_dir()).unwrap();
+    let lock = std::fs::File::create(env.state_dir().join("default.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 7, "state");
+    assert!(e["msg"].contains("still going"));
+    assert_eq!(srv.count(), 0);
+    drop(lock);
+    assert_eq!(env.run(&[]).code, 0);
+}
+
+#[test]
+fn key_file_is_read_and_loose_permissions_warned() {
+    use std::os::unix::fs::PermissionsExt;
+    let (srv, _feed) = api::start(feed_with(1), None);
+    let mut env = api_env(&srv);
+    env.unset("SOCDEFENDERS_API_KEY");
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 2, "config");
+    assert!(e["msg"].contains("no API key"));
+    let f = env.dir.path().join("key");
+    std::fs::write(&f, format!("{KEY}\n")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run(&["--api-key-file", f.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.has_level("WARN", "chmod 600"));
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.run(&["--api-key-file", f.to_str().unwrap()]);
+    assert!(!out.has_level("WARN", "chmod"));
+    assert_eq!(srv.last().headers["authorization"], format!("Bearer {KEY}"));
+}
+
+#[test]
+fn check_says_what_works() {
+    let (srv, _feed) = api::start(feed_with(4), None);
+    let env = api_env(&srv);
+    let out = env.run(&["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("the key is accepted"));
+    assert!(out.stdout.contains("4 IOCs"));
+    assert!(!env.state_file("default").exists());
+    let mut bad = api_env(&srv);
+    bad.set("SOCDEFENDERS_API_KEY", "sk_test_nope");
+    assert_failed(&bad.run(&["check"]), 3, "auth");
+}
+
+#[test]
+fn dry_run_leaves_the_checkpoint_alone() {
+    let (srv, _feed) = api::start(feed_with(3), None);
+    let env = api_env(&srv);
+    assert_eq!(env.run(&["--dry-run"]).events().len(), 3);
+    assert!(!env.state_file("default").exists());
+    assert_eq!(env.run(&[]).events().len(), 3);
+}
+
+#[test]
+fn stale_checkpoint_and_growing_backlog_warn() {
+    let mut feed = feed_with(10);
+    feed.cap = 2;
+    let mut n = 0;
+    feed.during = Some(Box::new(move |f: &mut Feed| {
+        n += 1;
+        if n > 1 {
+            f.add(5, 1);
+        }
+    }));
+    let (srv, _feed) = api::start(feed, None);
+    let env = api_env(&srv);
+    assert_eq!(env.run(&["--limit", "2"]).code, 0);
+    let out = env.run(&["--limit", "2"]);
+    assert!(
+        out.has_level("WARN", "backlog is growing"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.has_level("WARN", "max_pages"));
+    let env2 = api_env(&srv);
+    let out = env2.run(&["--limit", "2", "--since", "2020-01-01T00:00:00Z"]);
+    assert_eq!(out.code, 0);
+    let out = env2.run(&["--limit", "2"]);
+    assert!(out.has_level("WARN", "lookback"), "{}", out.stderr);
+}
+
+#[test]
+fn help_explains_every_option() {
+    let env = Env::new();
+    let out = env.run(&["--help"]);
+    assert_eq!(out.code, 0);
+    for opt in [
+        "--base-url",
+        "--input",
+        "--state-dir",
+        "--type",
+        "--confidence",
+        "--category",
+        "--industry",
+        "--limit",
+        "--max-pages",
+        "--since",
+        "--api-key-file",
+        "--ca-file",
+        "--proxy",
+        "--timeout",
+        "--print-config",
+        "--dry-run",
+        "Exit codes",
+    ] {
+        assert!(out.stdout.contains(opt), "{opt}");
+    }
+}

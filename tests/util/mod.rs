@@ -1,0 +1,184 @@
+//! Test helpers: a loopback server that follows the documented SOC Defenders API (and injects
+//! faults), TLS certificates from a private CA, and a runner for the real binary with a
+//! scrubbed environment.
+
+#![allow(dead_code)]
+
+pub mod api;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// Fake key used everywhere; the runner fails any test whose output contains it.
+pub const KEY: &str = "sk_test_FAKEKEY0000";
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// stdout parsed as one JSON object per line.
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+    /// stderr lines parsed as `key=value` maps (the quoted msg included).
+    pub fn log(&self) -> Vec<HashMap<String, String>> {
+        self.stderr.lines().map(parse_kv).collect()
+    }
+    pub fn errors(&self) -> Vec<HashMap<String, String>> {
+        self.log()
+            .into_iter()
+            .filter(|l| l["level"] == "ERROR")
+            .collect()
+    }
+    pub fn has_level(&self, level: &str, needle: &str) -> bool {
+        self.log()
+            .iter()
+            .any(|l| l["level"] == level && l.get("msg").is_some_and(|m| m.contains(needle)))
+    }
+}
+
+/// Parses `level=X input=Y msg="..."`; panics on a line that is not of that form.
+pub fn parse_kv(line: &str) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        let (k, after) = rest
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not key=value: {line:?}"));
+        let (v, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q
+                .find('"')
+                .unwrap_or_else(|| panic!("unterminated quote: {line:?}"));
+            (&q[..end], q[end + 1..].trim_start())
+        } else {
+            match after.split_once(' ') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        map.insert(k.trim().to_string(), v.to_string());
+        rest = next;
+    }
+    assert!(
+        map.contains_key("level") && map.contains_key("msg"),
+        "{line:?}"
+    );
+    map
+}
+
+/// A temp folder with a state dir, and the environment a run gets.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    pub close_stdout: bool,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Env {
+            dir,
+            vars: Vec::new(),
+            stdin: None,
+            close_stdout: false,
+        };
+        let state = e.state_dir();
+        e.set("SOCDEFENDERS_STATE_DIR", state.to_str().unwrap());
+        e.set("SOCDEFENDERS_API_KEY", KEY);
+        // An app folder with no .conf files, so the developer's files never leak in.
+        let app = e.dir.path().join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        e.set("SOCDEFENDERS_APP_DIR", app.to_str().unwrap());
+        e
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    pub fn app_dir(&self) -> PathBuf {
+        self.dir.path().join("app")
+    }
+    pub fn set(&mut self, k: &str, v: &str) -> &mut Env {
+        self.vars.retain(|(a, _)| a != k);
+        self.vars.push((k.into(), v.into()));
+        self
+    }
+    pub fn unset(&mut self, k: &str) -> &mut Env {
+        self.vars.retain(|(a, _)| a != k);
+        self
+    }
+    pub fn state_file(&self, input: &str) -> PathBuf {
+        self.state_dir().join(format!("{input}.json"))
+    }
+    pub fn state(&self, input: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(self.state_file(input)).unwrap()).unwrap()
+    }
+    pub fn write_conf(&self, sub: &str, text: &str) {
+        let d = self.app_dir().join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("socdefenders.conf"), text).unwrap();
+    }
+
+    /// Runs the binary with exactly these variables (plus PATH) and checks the key never leaks.
+    pub fn run(&self, args: &[&str]) -> Out {
+        run_bin(env!("CARGO_BIN_EXE_socdefenders-iocs").as_ref(), args, self)
+    }
+}
+
+pub fn run_bin(bin: &Path, args: &[&str], env: &Env) -> Out {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if env.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = &env.stdin {
+        let mut si = child.stdin.take().unwrap();
+        si.write_all(input).unwrap();
+    }
+    let mut stdout = String::new();
+    if env.close_stdout {
+        drop(child.stdout.take());
+    } else {
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let code = status.code().unwrap_or(-1);
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(KEY), "the API key leaked:\n{text}");
+    }
+    Out {
+        code,
+        stdout,
+        stderr,
+    }
+}

@@ -1,0 +1,73 @@
+# TA-socdefenders: `make demo` and `make test` are the two commands a newcomer needs.
+# Build output goes to target/, build/ and dist/ (all git-ignored).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := x86_64-unknown-linux-musl
+BIN := target/$(TARGET)/release/socdefenders-iocs
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+SPL := dist/TA-socdefenders-$(VERSION).spl
+VENV := .venv
+PY := $(VENV)/bin/python
+# ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
+export CC_x86_64_unknown_linux_musl ?= musl-gcc
+
+.PHONY: all build package demo test lint unit package-check splunkd-run appinspect venv bench clean
+
+all: package
+
+build:
+	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@command -v musl-gcc >/dev/null || { echo "musl-gcc not found: apt-get install musl-tools"; exit 1; }
+	$(CARGO) build --release --locked --target $(TARGET)
+
+package: build
+	@python3 tools/package.py . $(BIN) build dist
+
+demo: package
+	@python3 tools/demo.py $(BIN)
+	@echo "package: $(SPL)"
+
+test: lint unit package-check splunkd-run appinspect
+	@echo "make test: all checks passed"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --locked
+
+# The package as an admin gets it: layout, modes, static binary, and byte-identical rebuilds.
+package-check: package
+	python3 tools/check_package.py $(SPL) $(VERSION)
+	@first=$$(sha256sum $(SPL) | cut -d' ' -f1); \
+	 python3 tools/package.py . $(BIN) build dist >/dev/null; \
+	 second=$$(sha256sum $(SPL) | cut -d' ' -f1); \
+	 if [ "$$first" != "$$second" ]; then echo "package is not reproducible: $$first != $$second"; exit 1; fi; \
+	 echo "package reproducible: sha256 $$first"
+
+# Extracts the .spl into a temporary $$SPLUNK_HOME and runs it the way splunkd does.
+splunkd-run: package
+	SOCDEFENDERS_SPL=$(abspath $(SPL)) $(CARGO) test --locked --test it -- --ignored --exact package_runs_like_splunkd
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tools/requirements-test.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-test.txt
+	touch $@
+
+# Splunk AppInspect, precert and cloud; gated on the JSON summary (its exit code lies).
+appinspect: package venv
+	@for mode in precert cloud; do \
+	  if [ $$mode = cloud ]; then extra="--included-tags cloud"; else extra=""; fi; \
+	  $(VENV)/bin/splunk-appinspect inspect $(SPL) --mode precert $$extra --skip-trusted-libraries-update \
+	    --data-format json --output-file build/appinspect-$$mode.json >/dev/null 2>build/appinspect-$$mode.log || true; \
+	  $(PY) tools/appinspect_gate.py build/appinspect-$$mode.json $$mode || exit 1; \
+	done
+
+bench:
+	@echo "no benchmarks yet (issue 6)"; exit 1
+
+clean:
+	rm -rf build dist target $(VENV)

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Stages TA-socdefenders from the sources and writes a reproducible .spl.
+
+The app folder is built from default/, app/, the README and the built binary only (never
+from a working tree with stray files). The version comes from Cargo.toml and is stamped
+into app.conf. The tarball has sorted entries, fixed times, numeric owner 0 and fixed modes
+(644 files, 755 folders and bin/ executables), and gzip without a timestamp, so the same
+sources give the same bytes. Prints the path and sha256.
+"""
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import sys
+import tarfile
+
+APP = "TA-socdefenders"
+MTIME = 1_700_000_000  # fixed, so rebuilding does not change the bytes
+
+
+def version(root):
+    text = open(os.path.join(root, "Cargo.toml"), encoding="utf-8").read()
+    m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
+    if not m:
+        sys.exit("package: no version in Cargo.toml")
+    return m.group(1)
+
+
+def build_number(v):
+    major, minor, patch = (int(x) for x in re.match(r"(\d+)\.(\d+)\.(\d+)", v).groups())
+    return major * 1_000_000 + minor * 1_000 + patch
+
+
+def stage(root, binary, out_dir):
+    v = version(root)
+    dest = os.path.join(out_dir, APP)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    for sub in ("default",):
+        shutil.copytree(os.path.join(root, sub), os.path.join(dest, sub))
+    for entry in sorted(os.listdir(os.path.join(root, "app"))):
+        src = os.path.join(root, "app", entry)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(dest, entry))
+    if os.path.isdir(os.path.join(root, "bin")):
+        shutil.copytree(os.path.join(root, "bin"), os.path.join(dest, "bin"))
+    os.makedirs(os.path.join(dest, "bin"), exist_ok=True)
+    shutil.copy(binary, os.path.join(dest, "bin", "socdefenders-iocs"))
+    shutil.copy(os.path.join(root, "README.md"), os.path.join(dest, "README.md"))
+    conf = os.path.join(dest, "default", "app.conf")
+    text = open(conf, encoding="utf-8").read()
+    text = text.replace("@VERSION@", v).replace("@BUILD@", str(build_number(v)))
+    open(conf, "w", encoding="utf-8").write(text)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for bad in [d for d in dirnames if d.startswith(".") or d == "local"]:
+            sys.exit(f"package: refusing to ship {os.path.join(dirpath, bad)}")
+        for f in filenames:
+            if f.startswith(".") or f == "local.meta":
+                sys.exit(f"package: refusing to ship {os.path.join(dirpath, f)}")
+    return dest, v
+
+
+def mode_for(rel, is_dir):
+    if is_dir:
+        return 0o755
+    if rel.split("/")[1:2] == ["bin"]:
+        return 0o755
+    return 0o644
+
+
+def write_spl(staged, out_path):
+    base = os.path.dirname(staged)
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(staged):
+        for name in dirnames + filenames:
+            entries.append(os.path.relpath(os.path.join(dirpath, name), base))
+    entries.append(APP)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in sorted(set(entries)):
+            full = os.path.join(base, rel)
+            is_dir = os.path.isdir(full)
+            info = tarfile.TarInfo(rel.replace(os.sep, "/"))
+            info.mtime = MTIME
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = mode_for(info.name, is_dir)
+            if is_dir:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                data = open(full, "rb").read()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    with open(out_path, "wb") as f:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as gz:
+            gz.write(raw.getvalue())
+
+
+def main():
+    root, binary, build_dir, dist_dir = sys.argv[1:5]
+    os.makedirs(build_dir, exist_ok=True)
+    os.makedirs(dist_dir, exist_ok=True)
+    staged, v = stage(root, binary, build_dir)
+    out = os.path.join(dist_dir, f"{APP}-{v}.spl")
+    write_spl(staged, out)
+    digest = hashlib.sha256(open(out, "rb").read()).hexdigest()
+    print(f"{out}")
+    print(f"sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()

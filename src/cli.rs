@@ -15,8 +15,8 @@ option that takes the key itself: it would be visible in `ps`.
 
 Exit codes: 0 ok (also nothing new, or waiting out a rate limit), 1 internal error, 2 usage or
 settings, 3 API key refused (401/403), 4 rate limited (429) or daily budget spent, 5 network,
-timeout, 5xx or malformed response, 6 stdout failed, 7 checkpoint state, 8 splunkd refused the
-session token or is unreachable, 9 credential missing from Splunk's secret store.";
+timeout, 5xx or malformed response, 6 stdout failed, 7 checkpoint state, 8 no splunkd session token, or splunkd refused it
+or is unreachable, 9 credential missing from Splunk's secret store.";
 
 /// Fetches SOC Defenders IOCs and prints them as one JSON object per line, for a Splunk
 /// scripted input. Each run fetches one page and advances a checkpoint that never skips and

@@ -20,7 +20,7 @@ pub enum Kind {
     Output,
     /// The checkpoint file is corrupt, of an unknown version, locked, or cannot be written.
     State,
-    /// splunkd's management port refused the session token or could not be reached.
+    /// No session token from splunkd, or splunkd refused it, or could not be reached.
     Splunkd,
     /// The credential is not in splunkd's secret store.
     Credential,

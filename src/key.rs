@@ -163,9 +163,9 @@ pub fn resolve(cfg: &Config) -> Result<(Secret, String)> {
             ))
         }
         None => Err(fail(
-            Kind::Config,
+            Kind::Splunkd,
             format!(
-                "no API key: store it in Splunk's secret store (socdefenders-iocs store-key, realm {}, username {}) and run the input from splunkd (passAuth), or set SOCDEFENDERS_API_KEY or api_key_file for a manual run",
+                "no API key and no splunkd session token on stdin: store the key in Splunk's secret store (socdefenders-iocs store-key, realm {}, username {}) and run the input from splunkd with passAuth = splunk-system-user, or set SOCDEFENDERS_API_KEY or api_key_file for a manual run",
                 crate::splunkd::REALM,
                 cfg.credential
             ),

@@ -644,8 +644,13 @@ fn key_file_is_read_and_loose_permissions_warned() {
     let mut env = api_env(&srv);
     env.unset("SOCDEFENDERS_API_KEY");
     let out = env.run(&[]);
-    let e = assert_failed(&out, 2, "config");
-    assert!(e["msg"].contains("no API key"));
+    let e = assert_failed(&out, 8, "splunkd");
+    assert!(
+        e["msg"].contains("no API key")
+            && e["msg"].contains("realm TA-socdefenders, username api_key"),
+        "{}",
+        e["msg"]
+    );
     let f = env.dir.path().join("key");
     std::fs::write(&f, format!("{KEY}\n")).unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -735,4 +740,189 @@ fn help_explains_every_option() {
     ] {
         assert!(out.stdout.contains(opt), "{opt}");
     }
+}
+
+// --- Splunk's secret store -------------------------------------------------------------------
+
+const TOKEN: &str = "splunkd-session-TOKEN-1234567890";
+
+/// A loopback HTTPS server playing splunkd's management port: certificate from a private CA,
+/// CN SplunkServerDefaultCert and no subject alt name, as Splunk's default certificate.
+struct Splunkd {
+    server: Server,
+    ca: util::tls::Ca,
+}
+
+fn splunkd(status: u16) -> Splunkd {
+    let ca = util::tls::Ca::new("SplunkCommonCA");
+    let server = Server::start(
+        Some(ca.server("SplunkServerDefaultCert", &[])),
+        std::sync::Arc::new(move |req: &api::Request| {
+            let ok_auth = req.headers.get("authorization").map(String::as_str)
+                == Some(&format!("Splunk {TOKEN}"));
+            let path_ok = req.path
+                == "/servicesNS/nobody/TA-socdefenders/storage/passwords/TA-socdefenders:api_key:";
+            let status = if !ok_auth {
+                401
+            } else if !path_ok {
+                404
+            } else {
+                status
+            };
+            api::json_reply(
+                status,
+                &json!({"entry": [{"name": "TA-socdefenders:api_key:", "content": {"realm": "TA-socdefenders", "username": "api_key", "clear_password": KEY}}]}),
+            )
+        }),
+    );
+    Splunkd { server, ca }
+}
+
+fn splunk_env(api: &Server, sd: &Splunkd) -> Env {
+    let mut env = api_env(api);
+    env.unset("SOCDEFENDERS_API_KEY");
+    let home = env.dir.path().join("splunk");
+    std::fs::create_dir_all(home.join("etc/auth")).unwrap();
+    std::fs::write(home.join("etc/auth/cacert.pem"), &sd.ca.pem).unwrap();
+    env.set("SPLUNK_HOME", home.to_str().unwrap());
+    env.set(
+        "SOCDEFENDERS_SPLUNKD_URL",
+        &format!("https://127.0.0.1:{}", sd.server.port),
+    );
+    env.stdin = Some(format!("{TOKEN}\n").into_bytes());
+    env
+}
+
+#[test]
+fn key_comes_from_the_secret_store_with_the_passauth_token() {
+    let (srv, _feed) = api::start(feed_with(2), None);
+    let sd = splunkd(200);
+    let mut env = splunk_env(&srv, &sd);
+    let out = env.run(&["-index", "main"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 2);
+    assert_eq!(srv.last().headers["authorization"], format!("Bearer {KEY}"));
+    assert_eq!(sd.server.count(), 1);
+    assert!(!out.stderr.contains(TOKEN));
+    // sessionKey= prefix and percent-encoding, as some splunkd versions send it.
+    env.stdin = Some(b"sessionKey=splunkd-session-TOKEN%2D1234567890\n".to_vec());
+    assert_eq!(env.run(&[]).code, 0);
+    // An explicit key still wins and splunkd is not asked.
+    env.set("SOCDEFENDERS_API_KEY", KEY);
+    assert_eq!(env.run(&[]).code, 0);
+    assert_eq!(sd.server.count(), 2);
+}
+
+#[test]
+fn secret_store_failures_name_realm_user_and_fix() {
+    let (srv, _feed) = api::start(feed_with(2), None);
+    for (status, code, kind, needle) in [
+        (403, 8, "splunkd", "list_storage_passwords"),
+        (404, 9, "credential", "store-key"),
+    ] {
+        let sd = splunkd(status);
+        let env = splunk_env(&srv, &sd);
+        let e = assert_failed(&env.run(&[]), code, kind);
+        assert!(
+            e["msg"].contains(needle) && e["msg"].contains("username api_key"),
+            "{}",
+            e["msg"]
+        );
+    }
+    let sd = splunkd(200);
+    let mut env = splunk_env(&srv, &sd);
+    env.stdin = Some(b"expired-token\n".to_vec());
+    let e = assert_failed(&env.run(&[]), 8, "splunkd");
+    assert!(
+        e["msg"].contains("401") && e["msg"].contains("passAuth"),
+        "{}",
+        e["msg"]
+    );
+    // A certificate from another CA is refused even on loopback.
+    let other = util::tls::Ca::new("Someone Else");
+    let home = env.dir.path().join("splunk");
+    std::fs::write(home.join("etc/auth/cacert.pem"), &other.pem).unwrap();
+    env.stdin = Some(format!("{TOKEN}\n").into_bytes());
+    assert_failed(&env.run(&[]), 8, "splunkd");
+    // The token is never sent to a non-loopback splunkd_url without a CA file for it.
+    env.set("SOCDEFENDERS_SPLUNKD_URL", "https://splunk.invalid:8089");
+    let e = assert_failed(&env.run(&[]), 8, "splunkd");
+    assert!(e["msg"].contains("loopback"));
+    assert_eq!(srv.count(), 0, "the API is never called without a key");
+}
+
+/// `make splunkd-run`: the packaged app, extracted into a temporary $SPLUNK_HOME and started
+/// as splunkd starts it: from the app folder, hostile LD_LIBRARY_PATH, token on stdin,
+/// trailing `-index main`, settings only from the app's own .conf files.
+#[test]
+#[ignore = "needs the .spl: run by `make splunkd-run` with SOCDEFENDERS_SPL set"]
+fn package_runs_like_splunkd() {
+    let spl = std::env::var("SOCDEFENDERS_SPL").expect("SOCDEFENDERS_SPL names the .spl to test");
+    let (srv, _feed) = api::start(feed_with(3), None);
+    let sd = splunkd(200);
+    let mut env = splunk_env(&srv, &sd);
+    let home = env.dir.path().join("splunk");
+    let apps = home.join("etc/apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["-xzf", &spl, "-C"])
+        .arg(&apps)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let app = apps.join("TA-socdefenders");
+    std::fs::create_dir_all(app.join("local")).unwrap();
+    std::fs::write(
+        app.join("local/socdefenders.conf"),
+        format!(
+            "[default]\nbase_url = {}\nsplunkd_url = https://127.0.0.1:{}\n",
+            srv.url, sd.server.port
+        ),
+    )
+    .unwrap();
+    let junk = env.dir.path().join("junk-libs");
+    std::fs::create_dir_all(&junk).unwrap();
+    for lib in [
+        "libc.so.6",
+        "libssl.so.3",
+        "libcrypto.so.3",
+        "ld-linux-x86-64.so.2",
+    ] {
+        std::fs::write(junk.join(lib), b"not a library").unwrap();
+    }
+    // Only what splunkd gives a scripted input: no state dir, no app dir override, no key.
+    for k in [
+        "SOCDEFENDERS_STATE_DIR",
+        "SOCDEFENDERS_APP_DIR",
+        "SOCDEFENDERS_BASE_URL",
+        "SOCDEFENDERS_SPLUNKD_URL",
+        "SOCDEFENDERS_RETRIES",
+    ] {
+        env.unset(k);
+    }
+    env.set("LD_LIBRARY_PATH", junk.to_str().unwrap());
+    let bin = app.join("bin/socdefenders-iocs");
+    let out = util::run_bin(&bin, &["-index", "main"], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 3);
+    assert_eq!(srv.last().headers["authorization"], format!("Bearer {KEY}"));
+    let state = home.join("var/lib/splunk/modinputs/TA-socdefenders/default.json");
+    assert!(
+        state.exists(),
+        "state under $SPLUNK_HOME/var/lib/splunk/modinputs/TA-socdefenders/"
+    );
+    let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(st["version"], 1);
+    assert!(st["cursor"]["since_ms"].is_i64());
+    assert_eq!(
+        util::run_bin(&bin, &["-index", "main"], &env)
+            .events()
+            .len(),
+        0
+    );
+    // A per-type input from inputs.conf reads its own stanza.
+    let out = util::run_bin(&bin, &["--input", "ipv4", "-index", "main"], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(srv.last().query["type"], "ipv4");
+    assert!(out.events().iter().all(|e| e["type"] == "ipv4"));
 }

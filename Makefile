@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 # ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 
-.PHONY: all build package demo test lint unit package-check splunkd-run appinspect venv bench clean
+.PHONY: all build package demo test lint unit package-check splunkd-run knowledge-check appinspect venv bench clean
 
 all: package
 
@@ -28,7 +28,7 @@ demo: package
 	@python3 tools/demo.py $(BIN)
 	@echo "package: $(SPL)"
 
-test: lint unit package-check splunkd-run appinspect
+test: lint unit package-check splunkd-run knowledge-check appinspect
 	@echo "make test: all checks passed"
 
 lint:
@@ -50,6 +50,13 @@ package-check: package
 # Extracts the .spl into a temporary $$SPLUNK_HOME and runs it the way splunkd does.
 splunkd-run: package
 	SOCDEFENDERS_SPL=$(abspath $(SPL)) $(CARGO) test --locked --test it -- --ignored --exact package_runs_like_splunkd
+
+# Lookups, macros, collections, fields_list and event fields, checked statically against the
+# events the built binary prints for the sample feed (there is no splunkd here).
+knowledge-check: build
+	@mkdir -p build
+	@python3 tools/demo.py $(BIN) > build/sample-events.ndjson 2>/dev/null
+	python3 tools/check_knowledge.py --self-test . README.md build/sample-events.ndjson
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tools/requirements-test.txt

@@ -151,6 +151,27 @@ pub struct Opts {
     #[arg(long, global = true, value_name = "PEM")]
     pub splunkd_ca_file: Option<String>,
 
+    /// Where indicators come from: rest (the SOC Defenders API) or taxii (any TAXII 2.1
+    /// collection) [default: rest]
+    #[arg(long, global = true, value_name = "SOURCE")]
+    pub source: Option<String>,
+
+    /// TAXII discovery URL or API root, e.g. https://socdefenders.ai/api/taxii2/
+    #[arg(long, global = true, value_name = "URL")]
+    pub taxii_url: Option<String>,
+
+    /// TAXII collection id or title (discovered, never hard-coded)
+    #[arg(long, global = true, value_name = "ID_OR_TITLE")]
+    pub collection: Option<String>,
+
+    /// TAXII Basic-auth user name; the key is the password [default: apikey]
+    #[arg(long, global = true, value_name = "USER")]
+    pub taxii_user: Option<String>,
+
+    /// How the TAXII server gets the key: basic or bearer [default: basic]
+    #[arg(long, global = true, value_name = "AUTH")]
+    pub taxii_auth: Option<String>,
+
     /// Print every effective setting with where it came from (the key masked), then exit
     #[arg(long, global = true)]
     pub print_config: bool,
@@ -163,7 +184,7 @@ pub struct Opts {
 impl Opts {
     /// The settings given on the command line, by setting name.
     pub fn settings(&self) -> Vec<(&'static str, &str)> {
-        let all: [(&'static str, &Option<String>); 23] = [
+        let all: [(&'static str, &Option<String>); 28] = [
             ("input", &self.input),
             ("base_url", &self.base_url),
             ("state_dir", &self.state_dir),
@@ -187,6 +208,11 @@ impl Opts {
             ("credential", &self.credential),
             ("splunkd_url", &self.splunkd_url),
             ("splunkd_ca_file", &self.splunkd_ca_file),
+            ("source", &self.source),
+            ("taxii_url", &self.taxii_url),
+            ("collection", &self.collection),
+            ("taxii_user", &self.taxii_user),
+            ("taxii_auth", &self.taxii_auth),
         ];
         all.into_iter()
             .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
@@ -232,7 +258,7 @@ mod tests {
             .filter(|a| a.get_action().takes_values())
             .map(|a| a.get_id().as_str().to_string())
             .collect();
-        assert_eq!(names.len(), 23, "{names:?}");
+        assert_eq!(names.len(), 28, "{names:?}");
         assert!(opts.settings().is_empty());
         for n in names {
             assert!(crate::config::SETTINGS.iter().any(|s| s.key == n), "{n}");

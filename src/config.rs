@@ -47,6 +47,11 @@ pub const SETTINGS: &[Setting] = &[
     s("credential", Some("api_key")),
     s("splunkd_url", Some("https://127.0.0.1:8089")),
     s("splunkd_ca_file", None),
+    s("source", Some("rest")),
+    s("taxii_url", None),
+    s("collection", None),
+    s("taxii_user", Some("apikey")),
+    s("taxii_auth", Some("basic")),
 ];
 
 const fn s(key: &'static str, default: Option<&'static str>) -> Setting {
@@ -122,6 +127,21 @@ impl Tier {
     }
 }
 
+/// Where indicators come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Rest,
+    Taxii,
+}
+
+/// How the TAXII server gets the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaxiiAuth {
+    /// HTTP Basic, user `taxii_user`, password the key.
+    Basic,
+    Bearer,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthHeader {
     Bearer,
@@ -175,6 +195,16 @@ pub struct Config {
     pub splunkd_url: String,
     /// `splunkd_ca_file`: CA for splunkd's certificate.
     pub splunkd_ca_file: Option<PathBuf>,
+    /// `source`: the REST API or a TAXII 2.1 collection.
+    pub source: SourceKind,
+    /// `taxii_url`: a TAXII discovery URL or API root.
+    pub taxii_url: Option<String>,
+    /// `collection`: TAXII collection id or title.
+    pub collection: Option<String>,
+    /// `taxii_user`: Basic auth user name.
+    pub taxii_user: String,
+    /// `taxii_auth`.
+    pub taxii_auth: TaxiiAuth,
     /// `$SPLUNK_HOME`, when set.
     pub splunk_home: Option<PathBuf>,
     /// Every setting with its value and source, for `--print-config`.
@@ -427,8 +457,26 @@ fn build(input: String, origins: Vec<(&'static str, String, Source)>) -> Result<
         }
     }
 
+    let source = match l.string("source").as_deref() {
+        Some("rest") => SourceKind::Rest,
+        Some("taxii") => SourceKind::Taxii,
+        _ => return Err(l.bad("source", "must be rest or taxii")),
+    };
     let mut limit = l.number::<u32>("limit", 1, 10_000)?.expect("has a default");
-    if limit > tier.max_limit() {
+    if source == SourceKind::Taxii {
+        // TAXII servers cap pages at 1000 (SOC Defenders documents it); 1000 is the default.
+        if l.get("limit")
+            .is_some_and(|(_, src)| *src == Source::BuiltIn)
+        {
+            limit = 1000;
+        }
+        if limit > 1000 {
+            crate::log::warn(&format!(
+                "limit {limit} is above TAXII's 1000 objects per request; using 1000"
+            ));
+            limit = 1000;
+        }
+    } else if limit > tier.max_limit() {
         crate::log::warn(&format!(
             "limit {limit} is above the {} tier's {} IOCs per request; using {}. Set tier = pro if your key is Pro",
             if tier == Tier::Free { "Free" } else { "Pro" },
@@ -498,6 +546,25 @@ fn build(input: String, origins: Vec<(&'static str, String, Source)>) -> Result<
         .to_string();
     check_url(&l, "splunkd_url", &splunkd_url)?;
 
+    let taxii_url = l
+        .string("taxii_url")
+        .map(|u| u.trim_end_matches('/').to_string() + "/");
+    if let Some(u) = &taxii_url {
+        check_url(&l, "taxii_url", u)?;
+    }
+    let collection = l.string("collection");
+    if source == SourceKind::Taxii && (taxii_url.is_none() || collection.is_none()) {
+        return Err(fail(
+            Kind::Config,
+            "source = taxii needs taxii_url (a discovery URL or API root, e.g. https://socdefenders.ai/api/taxii2/) and collection (an id or title)",
+        ));
+    }
+    let taxii_auth = match l.string("taxii_auth").as_deref() {
+        Some("basic") => TaxiiAuth::Basic,
+        Some("bearer") => TaxiiAuth::Bearer,
+        _ => return Err(l.bad("taxii_auth", "must be basic or bearer")),
+    };
+
     Ok(Config {
         input,
         base_url,
@@ -522,6 +589,11 @@ fn build(input: String, origins: Vec<(&'static str, String, Source)>) -> Result<
         credential,
         splunkd_url,
         splunkd_ca_file: l.path("splunkd_ca_file"),
+        source,
+        taxii_url,
+        collection,
+        taxii_user: l.string("taxii_user").expect("default"),
+        taxii_auth,
         splunk_home,
         origins,
     })
@@ -545,7 +617,10 @@ impl Config {
     /// not continued with offsets that belong to another result set.
     pub fn filter_fingerprint(&self) -> String {
         format!(
-            "base_url={} type={} confidence={} category={} industry={}",
+            "source={:?} taxii_url={} collection={} base_url={} type={} confidence={} category={} industry={}",
+            self.source,
+            self.taxii_url.as_deref().unwrap_or(""),
+            self.collection.as_deref().unwrap_or(""),
             self.base_url,
             self.types.join(","),
             self.confidence.as_deref().unwrap_or(""),

@@ -130,7 +130,6 @@ impl Client {
             "x-ratelimit-reset",
             "x-ratelimit-remaining",
             "x-ratelimit-limit",
-            "x-taxii-date-added-first",
             "x-taxii-date-added-last",
         ];
         let headers: Vec<(String, String)> = resp

@@ -14,6 +14,8 @@ mod rest;
 mod run;
 mod splunkd;
 mod state;
+mod stix;
+mod taxii;
 mod timeutil;
 
 use std::process::ExitCode;

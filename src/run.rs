@@ -6,13 +6,13 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, StateAction};
-use crate::config::{self, Config, Source};
+use crate::config::{self, Config, Source, SourceKind};
 use crate::error::{Kind, KindExt, fail};
 use crate::http::Client;
 use crate::key::{self, Secret};
 use crate::rest::{self, Fetched};
 use crate::state::{self, Cursor, Order, PageFacts, State, Store};
-use crate::{event, log, splunkd, timeutil};
+use crate::{event, log, splunkd, stix, taxii, timeutil};
 
 pub fn main(cli: Cli) -> Result<()> {
     let cfg = config::resolve(&cli.opts.settings())?;
@@ -133,7 +133,7 @@ fn load_state(cfg: &Config, store: &Store) -> Result<State> {
 
 fn run(cfg: &Config, dry_run: bool) -> Result<()> {
     let store = Store::open(&cfg.state_dir, &cfg.input)?;
-    let mut st = load_state(cfg, &store)?;
+    let st = load_state(cfg, &store)?;
     let now = timeutil::now_ms();
     if let Some(nb) = st.not_before_ms.filter(|&nb| nb > now) {
         log::info(&format!(
@@ -150,155 +150,400 @@ fn run(cfg: &Config, dry_run: bool) -> Result<()> {
         ));
         return Ok(());
     }
-    let lookback_ms = cfg.tier.lookback().as_millis() as i64;
-    if let Some(c) = &st.cursor
-        // A first walk starts at the lookback edge; an hour past it means runs were missed.
-        && c.since_ms < now - lookback_ms - 3_600_000
-    {
-        log::warn(&format!(
-            "the checkpoint (since={}) is older than the tier's {}-day lookback; the API clamps since, so indicators last seen between {} and {} may be unreachable",
-            timeutil::format_ms(c.since_ms),
-            lookback_ms / 86_400_000,
-            timeutil::format_ms(c.since_ms),
-            timeutil::format_ms(now - lookback_ms)
-        ));
-    }
     let (api_key, _) = key::resolve(cfg)?;
     let client = client(cfg)?;
+    let mut run = Run {
+        cfg,
+        store: &store,
+        st,
+        dry_run,
+        today,
+    };
+    match cfg.source {
+        SourceKind::Rest => run.rest(&client, &api_key),
+        SourceKind::Taxii => run.taxii(&client, &api_key),
+    }
+}
 
-    for _ in 0..cfg.max_pages {
-        let cur = st.cursor.clone().unwrap_or_else(|| first_cursor(cfg));
-        let mut spent = false;
-        let fetched = rest::fetch(&client, cfg, &api_key, &cur, || {
-            if st.take_budget(&today, cfg.daily_budget) {
-                Ok(())
-            } else {
-                spent = true;
-                Err(fail(Kind::RateLimit, "daily request budget spent"))
-            }
-        });
-        let page = match fetched {
-            Ok(Fetched::Page(p)) => p,
-            Ok(Fetched::RateLimited { until_ms, detail }) => {
-                st.not_before_ms = Some(until_ms);
-                save(&store, &st, dry_run)?;
-                return Err(fail(
-                    Kind::RateLimit,
-                    format!(
-                        "the API rate-limited this key (HTTP 429 {detail}); no request until {}, later runs before then exit quietly. If this repeats, lengthen the interval or lower max_pages",
-                        timeutil::format_ms(until_ms)
-                    ),
-                ));
-            }
-            Err(_) if spent => {
-                save(&store, &st, dry_run)?;
-                log::info(&format!(
-                    "the daily request budget ({}) is spent for {today} UTC; stopping this run",
-                    cfg.daily_budget
-                ));
-                return Ok(());
-            }
-            Err(e) => {
-                // The request count still has to be kept; the cursor is untouched.
-                save(&store, &st, dry_run)?;
-                return Err(e);
-            }
-        };
-        st.not_before_ms = None;
-        if page.replaced_utf8 {
-            log::warn(
-                "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
-            );
+/// One run in progress: the state it owns and how it saves.
+struct Run<'a> {
+    cfg: &'a Config,
+    store: &'a Store,
+    st: State,
+    dry_run: bool,
+    today: String,
+}
+
+/// One thing to print: the version it is (hash), its time for the memory, and its lines.
+struct Entry {
+    hash: u64,
+    ts: i64,
+    lines: Vec<u8>,
+}
+
+/// How a failed fetch ends the run.
+enum Stop {
+    /// The daily budget ran out: the run ends quietly.
+    Budget,
+    Fail(anyhow::Error),
+}
+
+impl Run<'_> {
+    fn save(&self) -> Result<()> {
+        save(self.store, &self.st, self.dry_run)
+    }
+
+    /// Counts a request against today's budget, refusing it when the budget is spent.
+    fn gate(st: &mut State, today: &str, budget: u32, spent: &mut bool) -> Result<()> {
+        if st.take_budget(today, budget) {
+            Ok(())
+        } else {
+            *spent = true;
+            Err(fail(Kind::RateLimit, "daily request budget spent"))
         }
+    }
 
-        let seen = st.seen_set();
-        let mut lines = Vec::with_capacity(page.records.len() * 600);
+    /// After a failed request: keep the request count, and say how the run ends.
+    fn failed(&mut self, err: anyhow::Error, spent: bool) -> Result<Stop> {
+        self.save()?;
+        if spent {
+            log::info(&format!(
+                "the daily request budget ({}) is spent for {} UTC; stopping this run",
+                self.cfg.daily_budget, self.today
+            ));
+            return Ok(Stop::Budget);
+        }
+        Ok(Stop::Fail(err))
+    }
+
+    fn rate_limited(&mut self, until_ms: i64, detail: &str) -> anyhow::Error {
+        self.st.not_before_ms = Some(until_ms);
+        if let Err(e) = self.save() {
+            return e;
+        }
+        fail(
+            Kind::RateLimit,
+            format!(
+                "the API rate-limited this key (HTTP 429 {detail}); no request until {}, later runs before then exit quietly. If this repeats, lengthen the interval or lower max_pages",
+                timeutil::format_ms(until_ms)
+            ),
+        )
+    }
+
+    /// Prints the versions not printed before, flushes, and only then remembers them.
+    /// Returns (printed, repeats).
+    fn print(&mut self, entries: Vec<Entry>) -> Result<(usize, usize)> {
+        let seen = self.st.seen_set();
+        let mut out = Vec::new();
         let mut fresh: Vec<(i64, u64)> = Vec::new();
-        let mut last_seen = Vec::with_capacity(page.records.len());
-        let (mut repeats, mut invalid) = (0usize, 0usize);
-        for (i, rec) in page.records.iter().enumerate() {
-            let obj = match event::validate(rec) {
-                Ok(o) => o,
-                Err(why) => {
-                    invalid += 1;
-                    let id = rec
-                        .get("id")
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "none".into());
-                    log::warn(&format!(
-                        "skipped record {i} of the page at offset {} (id {}): it {why}",
-                        cur.offset,
-                        id.chars().take(80).collect::<String>()
-                    ));
-                    continue;
-                }
-            };
-            let seen_raw = obj.get("last_seen").and_then(|v| v.as_str()).unwrap_or("");
-            let ts = timeutil::parse_ms(seen_raw);
-            last_seen.push(ts);
-            let h = state::version_hash(&event::identity(obj), seen_raw);
-            if seen.contains(&h) || fresh.iter().any(|&(_, x)| x == h) {
+        let mut repeats = 0;
+        for e in entries {
+            if seen.contains(&e.hash) || fresh.iter().any(|&(_, h)| h == e.hash) {
                 repeats += 1;
                 continue;
             }
-            lines.extend_from_slice(&event::encode(obj, cfg.max_field_bytes));
-            lines.push(b'\n');
-            fresh.push((ts.unwrap_or(now), h));
+            out.extend_from_slice(&e.lines);
+            fresh.push((e.ts, e.hash));
         }
-        write_out(&lines)?;
+        write_out(&out)?;
         if std::env::var_os("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT").is_some() {
             // Test hook: dies like a killed process between printing and saving.
             std::process::abort();
         }
-
         let printed = fresh.len();
-        st.recent.extend(fresh);
-        let next = state::advance(
-            &cur,
-            &PageFacts {
-                last_seen: &last_seen,
-                has_more: page.has_more,
-                limit: cfg.limit,
-            },
-            &st.recent,
-        );
-        let forgotten = st.prune(next.since_ms);
+        self.st.recent.extend(fresh);
+        self.st.not_before_ms = None;
+        Ok((printed, repeats))
+    }
+
+    fn forget_before(&mut self, since_ms: i64) {
+        let forgotten = self.st.prune(since_ms);
         if forgotten > 0 {
             log::warn(&format!(
                 "forgot the {forgotten} oldest remembered versions (cap {}); a few repeats are possible",
                 state::RECENT_CAP
             ));
         }
-        let backlog = page
-            .total
-            .map(|t| t.saturating_sub(cur.offset + page.records.len() as u64));
-        if let (Some(now_left), Some(before)) = (backlog, st.backlog)
-            && page.has_more
-            && now_left > before
+    }
+
+    fn rest(&mut self, client: &Client, api_key: &Secret) -> Result<()> {
+        let cfg = self.cfg;
+        let now = timeutil::now_ms();
+        let lookback_ms = cfg.tier.lookback().as_millis() as i64;
+        if let Some(c) = &self.st.cursor
+            // A first walk starts at the lookback edge; an hour past it means runs were missed.
+            && c.since_ms < now - lookback_ms - 3_600_000
         {
             log::warn(&format!(
-                "the backlog is growing: {now_left} IOCs still to fetch, {before} after the previous page; each run fetches at most {} (limit {} x max_pages {}). Raise max_pages or shorten the interval",
-                u64::from(cfg.limit) * u64::from(cfg.max_pages),
-                cfg.limit,
-                cfg.max_pages
+                "the checkpoint (since={}) is older than the tier's {}-day lookback; the API clamps since, so indicators last seen between {} and {} may be unreachable",
+                timeutil::format_ms(c.since_ms),
+                lookback_ms / 86_400_000,
+                timeutil::format_ms(c.since_ms),
+                timeutil::format_ms(now - lookback_ms)
             ));
         }
-        st.backlog = backlog;
-        st.last_success = Some(timeutil::format_ms(timeutil::now_ms()));
-        log::info(&format!(
-            "printed {printed} IOCs ({repeats} repeats and {invalid} invalid records skipped); next since={} offset={} order={:?}{}",
-            timeutil::format_ms(next.since_ms),
-            next.offset,
-            next.order,
-            backlog.map(|b| format!(" backlog={b}")).unwrap_or_default()
-        ));
-        st.cursor = Some(next);
-        save(&store, &st, dry_run)?;
-        if !page.has_more {
-            break;
+        for _ in 0..cfg.max_pages {
+            let cur = self.st.cursor.clone().unwrap_or_else(|| first_cursor(cfg));
+            let mut spent = false;
+            let (st, today) = (&mut self.st, &self.today);
+            let fetched = rest::fetch(client, cfg, api_key, &cur, || {
+                Self::gate(st, today, cfg.daily_budget, &mut spent)
+            });
+            let page = match fetched {
+                Ok(Fetched::Page(p)) => p,
+                Ok(Fetched::RateLimited { until_ms, detail }) => {
+                    return Err(self.rate_limited(until_ms, &detail));
+                }
+                Err(e) => match self.failed(e, spent)? {
+                    Stop::Budget => return Ok(()),
+                    Stop::Fail(e) => return Err(e),
+                },
+            };
+            if page.replaced_utf8 {
+                log::warn(
+                    "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
+                );
+            }
+            let mut entries = Vec::with_capacity(page.records.len());
+            let mut last_seen = Vec::with_capacity(page.records.len());
+            let mut invalid = 0usize;
+            for (i, rec) in page.records.iter().enumerate() {
+                let obj = match event::validate(rec) {
+                    Ok(o) => o,
+                    Err(why) => {
+                        invalid += 1;
+                        let id = rec
+                            .get("id")
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "none".into());
+                        log::warn(&format!(
+                            "skipped record {i} of the page at offset {} (id {}): it {why}",
+                            cur.offset,
+                            id.chars().take(80).collect::<String>()
+                        ));
+                        continue;
+                    }
+                };
+                let seen_raw = obj.get("last_seen").and_then(|v| v.as_str()).unwrap_or("");
+                let ts = timeutil::parse_ms(seen_raw);
+                last_seen.push(ts);
+                let mut lines = event::encode(obj, cfg.max_field_bytes);
+                lines.push(b'\n');
+                entries.push(Entry {
+                    hash: state::version_hash(&event::identity(obj), seen_raw),
+                    ts: ts.unwrap_or(now),
+                    lines,
+                });
+            }
+            let (printed, repeats) = self.print(entries)?;
+            let next = state::advance(
+                &cur,
+                &PageFacts {
+                    last_seen: &last_seen,
+                    has_more: page.has_more,
+                    limit: cfg.limit,
+                },
+                &self.st.recent,
+            );
+            self.forget_before(next.since_ms);
+            let backlog = page
+                .total
+                .map(|t| t.saturating_sub(cur.offset + page.records.len() as u64));
+            if let (Some(now_left), Some(before)) = (backlog, self.st.backlog)
+                && page.has_more
+                && now_left > before
+            {
+                log::warn(&format!(
+                    "the backlog is growing: {now_left} IOCs still to fetch, {before} after the previous page; each run fetches at most {} (limit {} x max_pages {}). Raise max_pages or shorten the interval",
+                    u64::from(cfg.limit) * u64::from(cfg.max_pages),
+                    cfg.limit,
+                    cfg.max_pages
+                ));
+            }
+            self.st.backlog = backlog;
+            self.st.last_success = Some(timeutil::format_ms(timeutil::now_ms()));
+            log::info(&format!(
+                "printed {printed} IOCs ({repeats} repeats and {invalid} invalid records skipped); next since={} offset={} order={:?}{}",
+                timeutil::format_ms(next.since_ms),
+                next.offset,
+                next.order,
+                backlog.map(|b| format!(" backlog={b}")).unwrap_or_default()
+            ));
+            self.st.cursor = Some(next);
+            self.save()?;
+            if !page.has_more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn taxii(&mut self, client: &Client, api_key: &Secret) -> Result<()> {
+        /// Pages a run may add, beyond max_pages, to cross one date_added group.
+        const GROUP_EXTRA_PAGES: u32 = 100;
+        let cfg = self.cfg;
+        let fingerprint = cfg.filter_fingerprint();
+        let since = taxii::just_before(&timeutil::format_ms(timeutil::to_ms(cfg.since) + 1))
+            .expect("a formatted timestamp parses");
+        let known = self
+            .st
+            .taxii
+            .clone()
+            .filter(|t| t.resolved_from == fingerprint);
+        let mut added_after = known.as_ref().map_or(since, |t| t.added_after.clone());
+        let (mut objects_url, mut title) = match known {
+            Some(t) => (t.objects_url, t.collection_title),
+            None => self.discover(client, api_key)?,
+        };
+        let mut session_after = added_after.clone();
+        let mut next: Option<String> = None;
+        let (mut pages, mut extra, mut rediscovered) = (0u32, 0u32, false);
+        loop {
+            let mut spent = false;
+            let (st, today) = (&mut self.st, &self.today);
+            let mut gate = || Self::gate(st, today, cfg.daily_budget, &mut spent);
+            let fetched = taxii::fetch(
+                client,
+                cfg,
+                api_key,
+                &objects_url,
+                &session_after,
+                next.as_deref(),
+                &mut gate,
+            );
+            let page = match fetched {
+                Ok(taxii::FetchedPage::Page(p)) => p,
+                Ok(taxii::FetchedPage::RateLimited(until)) => {
+                    return Err(self.rate_limited(until, "on TAXII objects"));
+                }
+                Ok(taxii::FetchedPage::Gone) if !rediscovered => {
+                    rediscovered = true;
+                    (objects_url, title) = self.discover(client, api_key)?;
+                    next = None;
+                    continue;
+                }
+                Ok(taxii::FetchedPage::Gone) => {
+                    return Err(fail(
+                        Kind::Config,
+                        format!("{objects_url} answered 404 twice; check taxii_url and collection"),
+                    ));
+                }
+                Err(e) => match self.failed(e, spent)? {
+                    Stop::Budget => return Ok(()),
+                    Stop::Fail(e) => return Err(e),
+                },
+            };
+            let now = timeutil::now_ms();
+            let conv = stix::convert(&page.objects, &title, now);
+            for (id, why) in &conv.invalid {
+                log::warn(&format!("skipped STIX object {id}: it {why}"));
+            }
+            if conv.malformed > 0 {
+                log::warn(&format!(
+                    "skipped {} TAXII entries that are not STIX objects with an id and a type",
+                    conv.malformed
+                ));
+            }
+            let group_ms = page
+                .date_added_last
+                .as_deref()
+                .and_then(timeutil::parse_ms)
+                .unwrap_or(now);
+            let mut entries = Vec::new();
+            for (id, version, events) in &conv.objects {
+                let mut lines = Vec::new();
+                for e in events {
+                    lines.extend_from_slice(&event::encode(e, cfg.max_field_bytes));
+                    lines.push(b'\n');
+                }
+                entries.push(Entry {
+                    hash: state::version_hash(id, version),
+                    ts: group_ms,
+                    lines,
+                });
+            }
+            let (printed, repeats) = self.print(entries)?;
+            let moved = taxii::next_added_after(&added_after, page.date_added_last.as_deref());
+            let stuck = moved.is_none() && page.more;
+            if let Some(m) = moved {
+                added_after = m;
+            }
+            if stuck && page.next.is_none() {
+                let Some(last) = page.date_added_last.clone() else {
+                    return Err(fail(
+                        Kind::Upstream,
+                        format!(
+                            "{objects_url} says there is more but sends neither a next token nor X-TAXII-Date-Added-Last; there is no way to page it"
+                        ),
+                    ));
+                };
+                log::warn(&format!(
+                    "a full page of objects all added at {last}, and the server offers no next token: stepping past that timestamp, so objects added at that same instant beyond this page are not read. Raise limit to avoid this"
+                ));
+                added_after = last;
+            }
+            pages += 1;
+            if stuck {
+                extra += 1;
+            }
+            self.st.taxii = Some(taxii::TaxiiCursor {
+                added_after: added_after.clone(),
+                objects_url: objects_url.clone(),
+                resolved_from: fingerprint.clone(),
+                collection_title: title.clone(),
+            });
+            let after_ms = timeutil::parse_ms(&added_after).unwrap_or(0);
+            self.forget_before(after_ms - 1000);
+            self.st.last_success = Some(timeutil::format_ms(now));
+            let skipped: usize = conv.skipped.values().sum();
+            let mut kinds: Vec<_> = conv
+                .skipped
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            kinds.sort();
+            log::info(&format!(
+                "printed {printed} STIX objects as events ({repeats} repeats skipped; {skipped} objects of other types skipped{}{}); next added_after={added_after}",
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", kinds.join(" "))
+                },
+                if page.bundle { "; bundle paging" } else { "" }
+            ));
+            self.save()?;
+            if !page.more {
+                break;
+            }
+            if (pages >= cfg.max_pages && !stuck) || extra > GROUP_EXTRA_PAGES {
+                break;
+            }
+            match page.next {
+                Some(token) => next = Some(token),
+                None => {
+                    next = None;
+                    session_after = added_after.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn discover(&mut self, client: &Client, api_key: &Secret) -> Result<(String, String)> {
+        let mut spent = false;
+        let (st, today, cfg) = (&mut self.st, &self.today, self.cfg);
+        let mut gate = || Self::gate(st, today, cfg.daily_budget, &mut spent);
+        match taxii::discover(client, cfg, api_key, &mut gate) {
+            Ok(found) => Ok(found),
+            Err(e) => match self.failed(e, spent)? {
+                Stop::Budget => Err(fail(
+                    Kind::RateLimit,
+                    "the daily request budget ran out during TAXII discovery",
+                )),
+                Stop::Fail(e) => Err(e),
+            },
         }
     }
-    Ok(())
 }
 
 fn save(store: &Store, st: &State, dry_run: bool) -> Result<()> {
@@ -375,6 +620,41 @@ fn check(cfg: &Config) -> Result<()> {
     let (api_key, from) = key::resolve(cfg)?;
     say(format!("API key: found ({}) from {from}", api_key.masked()))?;
     let client = client(cfg)?;
+    if cfg.source == SourceKind::Taxii {
+        let (url, title) = taxii::discover(&client, cfg, &api_key, &mut || Ok(()))?;
+        say(format!("TAXII: OK, collection {title:?} found at {url}"))?;
+        let probe = Config {
+            limit: 1,
+            ..cfg.clone()
+        };
+        let after = timeutil::format_ms(timeutil::to_ms(cfg.since));
+        match taxii::fetch(
+            &client,
+            &probe,
+            &api_key,
+            &url,
+            &after,
+            None,
+            &mut || Ok(()),
+        )? {
+            taxii::FetchedPage::Page(p) => say(format!(
+                "TAXII: OK, the key is accepted; objects since {after}: {}",
+                if p.objects.is_empty() {
+                    "none yet"
+                } else {
+                    "yes"
+                }
+            ))?,
+            taxii::FetchedPage::RateLimited(until) => say(format!(
+                "TAXII: rate-limited until {}",
+                timeutil::format_ms(until)
+            ))?,
+            taxii::FetchedPage::Gone => say("TAXII: the objects endpoint answered 404".into())?,
+        }
+        return say(
+            "all checks passed: enable the input in Settings > Data inputs > Scripts".into(),
+        );
+    }
     let cur = Cursor {
         offset: 0,
         ..first_cursor(cfg)

@@ -77,6 +77,9 @@ pub struct State {
     pub backlog: Option<u64>,
     /// When a page was last printed and saved (RFC 3339).
     pub last_success: Option<String>,
+    /// The TAXII source's cursor (`source = taxii`).
+    #[serde(default)]
+    pub taxii: Option<crate::taxii::TaxiiCursor>,
 }
 
 impl State {
@@ -92,6 +95,7 @@ impl State {
             budget_used: 0,
             backlog: None,
             last_success: None,
+            taxii: None,
         }
     }
 

@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 # ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 
-.PHONY: all build package demo test lint unit package-check splunkd-run knowledge-check appinspect venv bench clean
+.PHONY: all build package demo test lint unit package-check splunkd-run knowledge-check taxii-interop appinspect venv bench clean
 
 all: package
 
@@ -28,7 +28,7 @@ demo: package
 	@python3 tools/demo.py $(BIN)
 	@echo "package: $(SPL)"
 
-test: lint unit package-check splunkd-run knowledge-check appinspect
+test: lint unit package-check splunkd-run knowledge-check taxii-interop appinspect
 	@echo "make test: all checks passed"
 
 lint:
@@ -57,6 +57,10 @@ knowledge-check: build
 	@mkdir -p build
 	@python3 tools/demo.py $(BIN) > build/sample-events.ndjson 2>/dev/null
 	python3 tools/check_knowledge.py --self-test . README.md build/sample-events.ndjson
+
+# The real TAXII 2.1 reference server (medallion) walked through many runs while it grows.
+taxii-interop: build venv
+	$(PY) tools/taxii_interop.py $(BIN)
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tools/requirements-test.txt

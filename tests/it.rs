@@ -926,3 +926,233 @@ fn package_runs_like_splunkd() {
     assert_eq!(srv.last().query["type"], "ipv4");
     assert!(out.events().iter().all(|e| e["type"] == "ipv4"));
 }
+
+// --- TAXII 2.1 in SOC Defenders' style (bundle + header paging) -------------------------------
+
+use util::taxii::{self as tx, Taxii};
+
+fn taxii_env(srv: &Server, collection: &str) -> Env {
+    let mut env = Env::new();
+    env.set("SOCDEFENDERS_SOURCE", "taxii");
+    env.set(
+        "SOCDEFENDERS_TAXII_URL",
+        &format!("{}/api/taxii2/", srv.url),
+    );
+    env.set("SOCDEFENDERS_COLLECTION", collection);
+    env.set("SOCDEFENDERS_RETRIES", "0");
+    env
+}
+
+fn ip_indicators(from: usize, n: usize) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| {
+            tx::indicator(
+                i,
+                &format!("[ipv4-addr:value = '198.51.100.{}']", i % 250),
+                "2026-01-01T00:00:00.000Z",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn taxii_bundle_paging_walks_groups_without_gaps_or_repeats() {
+    let mut t = Taxii::new();
+    // Groups of equal date_added, bigger and smaller than a page of 4.
+    t.add("soc-defenders-all", ip_indicators(0, 3));
+    t.add("soc-defenders-all", ip_indicators(3, 3));
+    t.add("soc-defenders-all", ip_indicators(6, 2));
+    t.add("soc-defenders-all", ip_indicators(8, 1));
+    let (srv, t) = tx::start(t);
+    let env = taxii_env(&srv, "All IOCs");
+    let mut printed: HashMap<String, usize> = HashMap::new();
+    let mut next_id = 9;
+    for run in 0..30 {
+        let out = env.run(&["--limit", "4"]);
+        assert_eq!(out.code, 0, "run {run}: {}", out.stderr);
+        for e in out.events() {
+            assert_eq!(e["type"], "ipv4");
+            assert_eq!(e["collection"], "All IOCs");
+            *printed
+                .entry(e["stix_id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        if run < 10 && run % 2 == 0 {
+            t.lock()
+                .unwrap()
+                .add("soc-defenders-all", ip_indicators(next_id, 3));
+            next_id += 3;
+        }
+    }
+    let repeated: Vec<_> = printed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "{repeated:?}");
+    assert_eq!(printed.len(), next_id, "every indicator once");
+    let accept = t.lock().unwrap().accept_seen.clone();
+    assert!(
+        accept
+            .iter()
+            .all(|a| a == "application/taxii+json;version=2.1"),
+        "{accept:?}"
+    );
+    // discovery, API root listing and collections were asked once, then cached
+    let discovery = srv
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/api/taxii2/")
+        .count();
+    assert_eq!(discovery, 1);
+}
+
+#[test]
+fn taxii_auth_basic_bearer_and_free_tier() {
+    let mut t = Taxii::new();
+    t.add("soc-defenders-network", ip_indicators(0, 2));
+    let (srv, _t) = tx::start(t);
+    let env = taxii_env(&srv, "soc-defenders-network");
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 2);
+    let auth = srv.last().headers["authorization"].clone();
+    assert!(auth.starts_with("Basic "));
+    assert_eq!(auth, format!("Basic {}", b64(&format!("apikey:{KEY}"))));
+    let mut env = taxii_env(&srv, "soc-defenders-network");
+    env.set("SOCDEFENDERS_TAXII_AUTH", "bearer");
+    assert_eq!(env.run(&[]).code, 0);
+    assert_eq!(srv.last().headers["authorization"], format!("Bearer {KEY}"));
+    env.set("SOCDEFENDERS_API_KEY", tx::FREE_KEY);
+    env.set(
+        "SOCDEFENDERS_STATE_DIR",
+        env.dir.path().join("s2").to_str().unwrap(),
+    );
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 3, "auth");
+    assert!(
+        e["msg"].contains("403") && e["msg"].contains("Pro"),
+        "{}",
+        e["msg"]
+    );
+    assert!(!out.stderr.contains(tx::FREE_KEY));
+}
+
+fn b64(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                T[(n >> (18 - 6 * i)) as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn taxii_collections_are_discovered_by_id_or_title() {
+    let (srv, _t) = tx::start(Taxii::new());
+    let env = taxii_env(&srv, "no such feed");
+    let e = assert_failed(&env.run(&[]), 2, "config");
+    assert!(
+        e["msg"].contains("soc-defenders-all (All IOCs)")
+            && e["msg"].contains("soc-defenders-network (IPs only)"),
+        "{}",
+        e["msg"]
+    );
+    let env = taxii_env(&srv, "ips ONLY");
+    assert_eq!(env.run(&[]).code, 0);
+    assert!(
+        srv.last()
+            .path
+            .contains("/collections/soc-defenders-network/objects/")
+    );
+    let out = env.run(&["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("IPs only"));
+}
+
+#[test]
+fn taxii_wrong_version_and_406_are_clear_errors() {
+    let (srv, t) = tx::start(Taxii::new());
+    let env = taxii_env(&srv, "All IOCs");
+    t.lock().unwrap().answer_version = Some("2.0");
+    let e = assert_failed(&env.run(&[]), 5, "upstream");
+    assert!(
+        e["msg"].contains("2.0") && e["msg"].contains("2.1"),
+        "{}",
+        e["msg"]
+    );
+    t.lock().unwrap().answer_version = None;
+    t.lock().unwrap().force_status = Some(406);
+    let e = assert_failed(&env.run(&[]), 5, "upstream");
+    assert!(
+        e["msg"].contains("406") && e["msg"].contains("TAXII 2.1"),
+        "{}",
+        e["msg"]
+    );
+}
+
+#[test]
+fn taxii_objects_map_to_events() {
+    let mut t = Taxii::new();
+    t.add("soc-defenders-all", vec![
+        json!({"type": "identity", "id": "identity--f8e75d96-8e4c-4b1a-9e3d-4f8a7b6c5d3e", "name": "SOC Defenders"}),
+        json!({"type": "marking-definition", "id": "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"}),
+        tx::indicator(1, "[ipv4-addr:value = '203.0.113.1']", "2026-01-01T00:00:00.000Z"),
+        tx::indicator(1, "[ipv4-addr:value = '203.0.113.9']", "2026-02-01T00:00:00.000Z"),
+        tx::indicator(2, "[domain-name:value = 'a.example'] OR [url:value = 'http://b.example/x']", "2026-01-01T00:00:00.000Z"),
+        tx::indicator(3, "[file:hashes.'SHA-256' = 'aa' AND file:name = 'x.exe']", "2026-01-01T00:00:00.000Z"),
+        tx::indicator(4, "[ipv4-addr:value = ", "2026-01-01T00:00:00.000Z"),
+        json!({"type": "vulnerability", "id": "vulnerability--1", "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z", "name": "CVE-2026-0001",
+               "external_references": [{"source_name": "cve", "external_id": "CVE-2026-0001"}]}),
+    ]);
+    let (srv, _t) = tx::start(t);
+    let env = taxii_env(&srv, "All IOCs");
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let got: Vec<(String, String)> = out
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ipv4".into(), "203.0.113.9".into()),
+            ("domain".into(), "a.example".into()),
+            ("url".into(), "http://b.example/x".into()),
+            (
+                "stix-pattern".into(),
+                "[file:hashes.'SHA-256' = 'aa' AND file:name = 'x.exe']".into()
+            ),
+            ("cve".into(), "CVE-2026-0001".into()),
+        ]
+    );
+    let ev = out.events();
+    assert_eq!(ev[0]["confidence"], "high");
+    assert_eq!(ev[0]["confidence_score"], 85);
+    assert_eq!(ev[0]["tags"], json!(["c2"]));
+    assert_eq!(ev[0]["revoked"], false);
+    assert_eq!(ev[0]["indicator_types"], json!(["malicious-activity"]));
+    assert_ne!(
+        ev[1]["id"], ev[2]["id"],
+        "one id per value so lookups keep both"
+    );
+    assert!(
+        out.has_level("WARN", "indicator--00000000-0000-4000-8000-000000000004"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.has_level("INFO", "identity=1"), "{}", out.stderr);
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod taxii;
 pub mod tls;
 
 use std::collections::HashMap;

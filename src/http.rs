@@ -31,6 +31,27 @@ impl Response {
     }
 }
 
+/// Headers the callers read, lower-cased.
+const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "location",
+    "retry-after",
+    "x-ratelimit-reset",
+    "x-ratelimit-remaining",
+    "x-ratelimit-limit",
+    "x-taxii-date-added-last",
+];
+/// Error bodies are read only for their message.
+const ERROR_BODY_CAP: u64 = 1 << 20;
+
+/// What `send` got.
+pub enum Sent {
+    /// HTTP 200, body unread.
+    Stream(ureq::http::Response<ureq::Body>),
+    /// Any other status, body read.
+    Read(Response),
+}
+
 pub struct Client {
     agent: ureq::Agent,
     max_body: u64,
@@ -115,27 +136,28 @@ impl Client {
         })
     }
 
-    /// One GET, read in full.
-    pub fn get_once(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response, ureq::Error> {
+    fn call(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let mut req = self.agent.get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let mut resp = req.call()?;
+        req.call()
+    }
+
+    /// Reads a response in full, within `limit` bytes.
+    fn collect(
+        mut resp: ureq::http::Response<ureq::Body>,
+        limit: u64,
+    ) -> Result<Response, ureq::Error> {
         let status = resp.status().as_u16();
-        let keep = [
-            "content-type",
-            "location",
-            "retry-after",
-            "x-ratelimit-reset",
-            "x-ratelimit-remaining",
-            "x-ratelimit-limit",
-            "x-taxii-date-added-last",
-        ];
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
-            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
         let content_type = headers
@@ -143,11 +165,7 @@ impl Client {
             .find(|(k, _)| k == "content-type")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(self.max_body)
-            .read_to_vec()?;
+        let body = resp.body_mut().with_config().limit(limit).read_to_vec()?;
         Ok(Response {
             status,
             content_type,
@@ -158,26 +176,31 @@ impl Client {
 
     /// GET with retries on network errors, timeouts and 5xx, with exponential backoff inside a
     /// total time budget. `before_each` runs before every attempt (it counts the request
-    /// against the daily budget and may refuse it).
-    pub fn get(
+    /// against the daily budget and may refuse it). A 200 comes back unread, for streaming;
+    /// any other status comes back read (error bodies are small).
+    pub fn send(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         what: &str,
         mut before_each: impl FnMut() -> Result<()>,
-    ) -> Result<Response> {
+    ) -> Result<Sent> {
         let start = Instant::now();
         let mut attempt = 0;
         loop {
             before_each()?;
-            let result = self.get_once(url, headers);
+            let result = match self.call(url, headers) {
+                Ok(r) if r.status().as_u16() == 200 => return Ok(Sent::Stream(r)),
+                Ok(r) => Self::collect(r, ERROR_BODY_CAP),
+                Err(e) => Err(e),
+            };
             let retryable = match &result {
                 Ok(r) => (500..=599).contains(&r.status),
                 Err(e) => is_transient(e),
             };
             let backoff = Duration::from_millis(500 << attempt.min(6));
             if !retryable || attempt >= self.retries || start.elapsed() + backoff > self.budget {
-                return result.map_err(|e| self.describe(e, what));
+                return result.map(Sent::Read).map_err(|e| self.describe(e, what));
             }
             let why = match &result {
                 Ok(r) => format!("HTTP {}", r.status),
@@ -191,6 +214,43 @@ impl Client {
             ));
             std::thread::sleep(backoff);
             attempt += 1;
+        }
+    }
+
+    /// `send`, with a 200 read in full within `max_body_bytes`.
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        before_each: impl FnMut() -> Result<()>,
+    ) -> Result<Response> {
+        match self.send(url, headers, what, before_each)? {
+            Sent::Read(r) => Ok(r),
+            Sent::Stream(r) => Self::collect(r, self.max_body).map_err(|e| self.describe(e, what)),
+        }
+    }
+
+    pub fn max_body(&self) -> u64 {
+        self.max_body
+    }
+
+    /// Explains an error met while reading a streamed body.
+    pub fn describe_io(&self, e: std::io::Error, what: &str) -> anyhow::Error {
+        match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+            Some(Ok(ureq_err)) => self.describe(*ureq_err, what),
+            Some(Err(other)) => fail(
+                Kind::Upstream,
+                format!(
+                    "{what}: reading the response failed ({other}); nothing was printed and the checkpoint did not move"
+                ),
+            ),
+            None => fail(
+                Kind::Upstream,
+                format!(
+                    "{what}: reading the response failed; nothing was printed and the checkpoint did not move"
+                ),
+            ),
         }
     }
 

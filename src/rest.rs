@@ -9,15 +9,17 @@ use serde_json::Value;
 
 use crate::config::{AuthHeader, Config};
 use crate::error::{Kind, fail};
-use crate::http::{self, Client, Response};
+use crate::http::{self, Client, Response, Sent};
 use crate::key::Secret;
+use crate::page;
 use crate::state::Cursor;
 use crate::timeutil;
 
-/// One page, parsed.
-#[derive(Debug)]
+/// What a page held besides its records (those went to the sink).
+#[derive(Debug, PartialEq)]
 pub struct Page {
-    pub records: Vec<Value>,
+    /// Records in the page, valid or not: their count moves the offset.
+    pub count: u64,
     pub has_more: bool,
     /// `meta.total`: records matching the query when the server answered.
     pub total: Option<u64>,
@@ -65,29 +67,99 @@ pub fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
     }
 }
 
-/// Fetches one page at `cur`. `before_each` runs before each attempt (budget accounting).
+/// Fetches one page at `cur`, streaming each record to `sink` as it is parsed.
+/// `before_each` runs before each attempt (budget accounting).
 pub fn fetch(
     client: &Client,
     cfg: &Config,
     key: &Secret,
     cur: &Cursor,
     before_each: impl FnMut() -> Result<()>,
+    sink: impl FnMut(Value) -> Result<()>,
 ) -> Result<Fetched> {
     let url = url(cfg, cur);
     let (h, v) = auth(cfg, key);
-    let resp = client.get(
+    let what = "GET /api/v1/iocs";
+    let resp = match client.send(
         &url,
         &[(h, v.as_str()), ("Accept", "application/json")],
-        "GET /api/v1/iocs",
+        what,
         before_each,
-    )?;
-    match resp.status {
-        200 => parse_page(&resp.body, &resp.content_type, cur.offset, cfg.limit).map(Fetched::Page),
-        429 => Ok(Fetched::RateLimited {
-            until_ms: retry_at(&resp, timeutil::now_ms()),
-            detail: api_error(&resp).1,
-        }),
-        _ => Err(status_error(&resp, cfg)),
+    )? {
+        Sent::Stream(r) => r,
+        Sent::Read(r) if r.status == 429 => {
+            return Ok(Fetched::RateLimited {
+                until_ms: retry_at(&r, timeutil::now_ms()),
+                detail: api_error(&r).1,
+            });
+        }
+        Sent::Read(r) => return Err(status_error(&r, cfg)),
+    };
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if content_type.contains("html") {
+        return Err(html_error(&content_type));
+    }
+    let body = resp.into_body().into_reader();
+    let sum = match page::stream(body, client.max_body(), sink) {
+        Ok(sum) => sum,
+        Err(page::Error::Io(e)) => return Err(client.describe_io(e, what)),
+        Err(e) => return Err(page_error(e, client.max_body())),
+    };
+    Ok(Fetched::Page(summarize(&sum, cur.offset, cfg.limit)))
+}
+
+fn html_error(content_type: &str) -> anyhow::Error {
+    fail(
+        Kind::Upstream,
+        format!(
+            "the API answered HTTP 200 with an HTML page (content-type {content_type:?}), not JSON: a proxy login page or captive portal? Nothing was printed. Check base_url and proxy"
+        ),
+    )
+}
+
+fn page_error(e: page::Error, max_body: u64) -> anyhow::Error {
+    let msg = match e {
+        page::Error::Truncated => "the API's response is truncated JSON; nothing from it was printed and the checkpoint did not move".to_string(),
+        page::Error::Malformed(m) => format!(
+            "the API's response is not valid JSON of the documented shape ({m}); nothing from it was printed and the checkpoint did not move. Check base_url points at the SOC Defenders API"
+        ),
+        page::Error::TooLarge => format!(
+            "GET /api/v1/iocs: the response is larger than max_body_bytes ({max_body} bytes); nothing from it was printed. Raise max_body_bytes or lower limit"
+        ),
+        page::Error::Sink(e) => return e,
+        page::Error::Io(e) => format!("reading the response failed ({e})"),
+    };
+    fail(Kind::Upstream, msg)
+}
+
+/// `has_more` and `total` from the page's links and meta: `links.next` when the server sent
+/// the key, else `meta.total`, else a full page.
+pub fn summarize(sum: &page::Summary, offset: u64, limit: u32) -> Page {
+    let total = sum
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("total"))
+        .and_then(Value::as_u64);
+    let len = sum.count;
+    let has_more = match sum.links.as_ref().and_then(Value::as_object) {
+        Some(links) if links.contains_key("next") => {
+            links["next"].as_str().is_some_and(|s| !s.is_empty())
+        }
+        _ => match total {
+            Some(t) => offset + len < t,
+            None => len >= u64::from(limit) && len > 0,
+        },
+    };
+    Page {
+        count: len,
+        has_more,
+        total,
+        replaced_utf8: sum.replaced_utf8,
     }
 }
 
@@ -187,88 +259,22 @@ fn status_error(resp: &Response, cfg: &Config) -> anyhow::Error {
     }
 }
 
-/// Parses a 200 body. Anything but the documented shape is an Upstream error and nothing of
-/// the page is used.
-pub fn parse_page(body: &[u8], content_type: &str, offset: u64, limit: u32) -> Result<Page> {
-    let text = String::from_utf8_lossy(body);
-    let replaced_utf8 = matches!(text, std::borrow::Cow::Owned(_));
-    let trimmed = text.trim_start();
-    if content_type.contains("html") || trimmed.starts_with('<') {
-        return Err(fail(
-            Kind::Upstream,
-            format!(
-                "the API answered HTTP 200 with an HTML page (content-type {content_type:?}), not JSON: a proxy login page or captive portal? Nothing was printed. Check base_url and proxy"
-            ),
-        ));
-    }
-    let v: Value = serde_json::from_str(&text).map_err(|e| {
-        let what = if e.is_eof() {
-            "is truncated JSON"
-        } else {
-            "is not valid JSON"
-        };
-        fail(
-            Kind::Upstream,
-            format!(
-                "the API's response ({} bytes) {what} ({e}); nothing from it was printed and the checkpoint did not move",
-                body.len()
-            ),
-        )
-    })?;
-    let Some(data) = v.get("data").and_then(Value::as_array) else {
-        return Err(fail(
-            Kind::Upstream,
-            "the API's response has no \"data\" array; nothing was printed and the checkpoint did not move. Check base_url points at the SOC Defenders API",
-        ));
-    };
-    let total = v.pointer("/meta/total").and_then(Value::as_u64);
-    let len = data.len() as u64;
-    let has_more = match v.get("links").and_then(|l| l.as_object()) {
-        Some(links) if links.contains_key("next") => {
-            links["next"].as_str().is_some_and(|s| !s.is_empty())
-        }
-        _ => match total {
-            Some(t) => offset + len < t,
-            None => len >= u64::from(limit) && len > 0,
-        },
-    };
-    let Value::Object(mut obj) = v else {
-        unreachable!("an object was indexed above")
-    };
-    let records = match obj.remove("data") {
-        Some(Value::Array(a)) => a,
-        _ => unreachable!("data was checked to be an array"),
-    };
-    Ok(Page {
-        records,
-        has_more,
-        total,
-        replaced_utf8,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn page_of(body: &[u8], offset: u64, limit: u32) -> Page {
+        let sum = page::stream(body, u64::MAX, |_| Ok(())).unwrap();
+        summarize(&sum, offset, limit)
+    }
+
     #[test]
     fn has_more_from_links_total_or_count() {
-        let p = parse_page(
-            br#"{"data":[{}],"links":{"next":"https://x/y"}}"#,
-            "application/json",
-            0,
-            1,
-        )
-        .unwrap();
-        assert!(p.has_more);
-        let p = parse_page(br#"{"data":[{}],"links":{"next":null}}"#, "", 0, 1).unwrap();
-        assert!(!p.has_more);
-        let p = parse_page(br#"{"data":[{}],"meta":{"total":5}}"#, "", 3, 1).unwrap();
-        assert!(p.has_more);
-        let p = parse_page(br#"{"data":[{},{}]}"#, "", 0, 2).unwrap();
-        assert!(p.has_more);
-        let p = parse_page(br#"{"data":[]}"#, "", 0, 2).unwrap();
-        assert!(!p.has_more);
+        assert!(page_of(br#"{"data":[{}],"links":{"next":"https://x/y"}}"#, 0, 1).has_more);
+        assert!(!page_of(br#"{"data":[{}],"links":{"next":null}}"#, 0, 1).has_more);
+        assert!(page_of(br#"{"data":[{}],"meta":{"total":5}}"#, 3, 1).has_more);
+        assert!(page_of(br#"{"data":[{},{}]}"#, 0, 2).has_more);
+        assert!(!page_of(br#"{"data":[]}"#, 0, 2).has_more);
     }
 
     #[test]
@@ -279,22 +285,10 @@ mod tests {
             b"[]",
             b"{\"data\":{}}",
         ] {
-            let e = parse_page(body, "application/json", 0, 10).unwrap_err();
+            let e = page::stream(body, u64::MAX, |_| Ok(())).unwrap_err();
+            let e = page_error(e, 1);
             assert_eq!(crate::error::kind_of(&e), Some(Kind::Upstream), "{body:?}");
         }
-    }
-
-    #[test]
-    fn invalid_utf8_is_replaced_not_fatal() {
-        let p = parse_page(
-            b"{\"data\":[{\"type\":\"url\",\"value\":\"a\xffb\"}]}",
-            "",
-            0,
-            10,
-        )
-        .unwrap();
-        assert!(p.replaced_utf8);
-        assert_eq!(p.records[0]["value"], "a\u{fffd}b");
     }
 
     #[test]

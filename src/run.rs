@@ -1,6 +1,7 @@
 //! What each command does: one run of the input, `check`, `state show|reset`, `store-key`,
 //! `--print-config`. Printing, flushing, then saving the checkpoint happens here, in that order.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
@@ -11,8 +12,10 @@ use crate::error::{Kind, KindExt, fail};
 use crate::http::Client;
 use crate::key::{self, Secret};
 use crate::rest::{self, Fetched};
+use crate::spill::Spill;
 use crate::state::{self, Cursor, Order, PageFacts, State, Store};
 use crate::{event, log, splunkd, stix, taxii, timeutil};
+use serde_json::Value;
 
 pub fn main(cli: Cli) -> Result<()> {
     let cfg = config::resolve(&cli.opts.settings())?;
@@ -234,7 +237,7 @@ impl Run<'_> {
     /// Returns (printed, repeats).
     fn print(&mut self, entries: Vec<Entry>) -> Result<(usize, usize)> {
         let seen = self.st.seen_set();
-        let mut out = Vec::new();
+        let mut spill = Spill::new(&self.cfg.state_dir);
         let mut fresh: Vec<(i64, u64)> = Vec::new();
         let mut repeats = 0;
         for e in entries {
@@ -242,17 +245,14 @@ impl Run<'_> {
                 repeats += 1;
                 continue;
             }
-            out.extend_from_slice(&e.lines);
+            spill.write(&e.lines).kind(Kind::Output, || {
+                "cannot hold the page's events: check free space; nothing was printed".into()
+            })?;
             fresh.push((e.ts, e.hash));
         }
-        write_out(&out)?;
-        if std::env::var_os("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT").is_some() {
-            // Test hook: dies like a killed process between printing and saving.
-            std::process::abort();
-        }
+        self.publish(spill)?;
         let printed = fresh.len();
         self.st.recent.extend(fresh);
-        self.st.not_before_ms = None;
         Ok((printed, repeats))
     }
 
@@ -284,11 +284,65 @@ impl Run<'_> {
         }
         for _ in 0..cfg.max_pages {
             let cur = self.st.cursor.clone().unwrap_or_else(|| first_cursor(cfg));
+            let seen = self.st.seen_set();
+            // This page's versions: hash -> last_seen (for the memory and the cursor).
+            let mut fresh: HashMap<u64, i64> = HashMap::new();
+            let mut facts = PageFacts {
+                limit: cfg.limit,
+                ..PageFacts::default()
+            };
+            let (mut index, mut repeats, mut invalid) = (0u64, 0usize, 0usize);
+            let mut spill = Spill::new(&cfg.state_dir);
+            let mut line = Vec::with_capacity(1024);
+            let sink = |rec: Value| -> Result<()> {
+                index += 1;
+                let obj = match event::validate(&rec) {
+                    Ok(o) => o,
+                    Err(why) => {
+                        invalid += 1;
+                        let id = rec
+                            .get("id")
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "none".into());
+                        log::warn(&format!(
+                            "skipped record {} of the page at offset {} (id {}): it {why}",
+                            index - 1,
+                            cur.offset,
+                            id.chars().take(80).collect::<String>()
+                        ));
+                        return Ok(());
+                    }
+                };
+                let seen_raw = obj.get("last_seen").and_then(Value::as_str).unwrap_or("");
+                let ts = timeutil::parse_ms(seen_raw);
+                facts.saw(ts);
+                let hash = state::version_hash(&event::identity(obj), seen_raw);
+                if seen.contains(&hash) || fresh.contains_key(&hash) {
+                    repeats += 1;
+                    return Ok(());
+                }
+                line.clear();
+                event::encode_into(obj, cfg.max_field_bytes, &mut line);
+                line.push(b'\n');
+                spill.write(&line).kind(Kind::Output, || {
+                    format!(
+                        "cannot hold the page's events in {}: check free space; nothing was printed",
+                        cfg.state_dir.display()
+                    )
+                })?;
+                fresh.insert(hash, ts.unwrap_or(now));
+                Ok(())
+            };
             let mut spent = false;
             let (st, today) = (&mut self.st, &self.today);
-            let fetched = rest::fetch(client, cfg, api_key, &cur, || {
-                Self::gate(st, today, cfg.daily_budget, &mut spent)
-            });
+            let fetched = rest::fetch(
+                client,
+                cfg,
+                api_key,
+                &cur,
+                || Self::gate(st, today, cfg.daily_budget, &mut spent),
+                sink,
+            );
             let page = match fetched {
                 Ok(Fetched::Page(p)) => p,
                 Ok(Fetched::RateLimited { until_ms, detail }) => {
@@ -304,51 +358,26 @@ impl Run<'_> {
                     "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
                 );
             }
-            let mut entries = Vec::with_capacity(page.records.len());
-            let mut last_seen = Vec::with_capacity(page.records.len());
-            let mut invalid = 0usize;
-            for (i, rec) in page.records.iter().enumerate() {
-                let obj = match event::validate(rec) {
-                    Ok(o) => o,
-                    Err(why) => {
-                        invalid += 1;
-                        let id = rec
-                            .get("id")
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "none".into());
-                        log::warn(&format!(
-                            "skipped record {i} of the page at offset {} (id {}): it {why}",
-                            cur.offset,
-                            id.chars().take(80).collect::<String>()
-                        ));
-                        continue;
-                    }
-                };
-                let seen_raw = obj.get("last_seen").and_then(|v| v.as_str()).unwrap_or("");
-                let ts = timeutil::parse_ms(seen_raw);
-                last_seen.push(ts);
-                let mut lines = event::encode(obj, cfg.max_field_bytes);
-                lines.push(b'\n');
-                entries.push(Entry {
-                    hash: state::version_hash(&event::identity(obj), seen_raw),
-                    ts: ts.unwrap_or(now),
-                    lines,
-                });
-            }
-            let (printed, repeats) = self.print(entries)?;
-            let next = state::advance(
-                &cur,
-                &PageFacts {
-                    last_seen: &last_seen,
-                    has_more: page.has_more,
-                    limit: cfg.limit,
-                },
-                &self.st.recent,
+            self.publish(spill)?;
+            facts.len = page.count;
+            facts.has_more = page.has_more;
+            let recent = &self.st.recent;
+            let next = state::advance(&cur, &facts, |since| {
+                (recent.iter().filter(|&&(t, _)| t > since).count()
+                    + fresh.values().filter(|&&t| t > since).count()) as u64
+            });
+            let printed = fresh.len();
+            // Versions below the new since can never be served again: not worth remembering.
+            self.st.recent.extend(
+                fresh
+                    .into_iter()
+                    .filter(|&(_, t)| t >= next.since_ms)
+                    .map(|(h, t)| (t, h)),
             );
             self.forget_before(next.since_ms);
             let backlog = page
                 .total
-                .map(|t| t.saturating_sub(cur.offset + page.records.len() as u64));
+                .map(|t| t.saturating_sub(cur.offset + page.count));
             if let (Some(now_left), Some(before)) = (backlog, self.st.backlog)
                 && page.has_more
                 && now_left > before
@@ -375,6 +404,21 @@ impl Run<'_> {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// Copies a complete page's output to stdout; only then may the checkpoint move.
+    fn publish(&mut self, spill: Spill) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        spill.finish(&mut out).kind(Kind::Output, || {
+            "cannot write to stdout (closed pipe or full disk); the checkpoint was not advanced"
+                .into()
+        })?;
+        if std::env::var_os("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT").is_some() {
+            // Test hook: dies like a killed process between printing and saving.
+            std::process::abort();
+        }
+        self.st.not_before_ms = None;
         Ok(())
     }
 
@@ -663,7 +707,7 @@ fn check(cfg: &Config) -> Result<()> {
         limit: 1,
         ..cfg.clone()
     };
-    match rest::fetch(&client, &probe, &api_key, &cur, || Ok(()))? {
+    match rest::fetch(&client, &probe, &api_key, &cur, || Ok(()), |_| Ok(()))? {
         Fetched::Page(p) => say(format!(
             "API: OK, the key is accepted at {}; {} IOCs match since {}",
             cfg.base_url,

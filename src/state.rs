@@ -141,20 +141,36 @@ pub fn version_hash(id: &str, last_seen: &str) -> u64 {
 }
 
 /// What one page told us, reduced to what the cursor needs.
-pub struct PageFacts<'a> {
-    /// `last_seen` (epoch ms) of every record, in page order; `None` when unparseable.
-    pub last_seen: &'a [Option<i64>],
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PageFacts {
+    /// `last_seen` (epoch ms) of the first and last records that had a parseable one.
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    /// The newest `last_seen` in the page.
+    pub top: Option<i64>,
+    /// Records in the page, valid or not (they all take a position).
+    pub len: u64,
     /// The server says there is more after this page.
     pub has_more: bool,
     /// Requested page size.
     pub limit: u32,
 }
 
-/// The cursor after a page. `recent` must already hold the page's versions.
-pub fn advance(cur: &Cursor, page: &PageFacts, recent: &[(i64, u64)]) -> Cursor {
-    let ts: Vec<i64> = page.last_seen.iter().flatten().copied().collect();
-    let len = page.last_seen.len() as u64;
-    let page_order = match (ts.first(), ts.last()) {
+impl PageFacts {
+    pub fn saw(&mut self, ts: Option<i64>) {
+        if let Some(t) = ts {
+            self.first.get_or_insert(t);
+            self.last = Some(t);
+            self.top = Some(self.top.map_or(t, |m| m.max(t)));
+        }
+    }
+}
+
+/// The cursor after a page. `above(t)` counts the printed versions (remembered or from this
+/// page) whose `last_seen` is after `t`.
+pub fn advance(cur: &Cursor, page: &PageFacts, above: impl Fn(i64) -> u64) -> Cursor {
+    let len = page.len;
+    let page_order = match (page.first, page.last) {
         (Some(a), Some(b)) if a < b => Order::Ascending,
         (Some(a), Some(b)) if a > b => Order::Descending,
         _ => Order::Unknown,
@@ -165,7 +181,7 @@ pub fn advance(cur: &Cursor, page: &PageFacts, recent: &[(i64, u64)]) -> Cursor 
         (o, p) if o == p => o,
         _ => Order::Mixed,
     };
-    let top = ts.iter().copied().max();
+    let top = page.top;
 
     if order == Order::Ascending {
         let Some(top) = top else {
@@ -181,7 +197,7 @@ pub fn advance(cur: &Cursor, page: &PageFacts, recent: &[(i64, u64)]) -> Cursor 
         // count of what lies before the next unread position; the overlap absorbs them.
         let overlap = u64::from((page.limit / 4).max(1));
         let since_ms = cur.since_ms.max(top - 1000);
-        let above = recent.iter().filter(|&&(t, _)| t > since_ms).count() as u64;
+        let above = above(since_ms);
         let mut offset = above.saturating_sub(overlap);
         if since_ms == cur.since_ms && page.has_more && offset <= cur.offset {
             offset = cur.offset + len.saturating_sub(overlap).max(1);
@@ -393,16 +409,31 @@ mod tests {
         }
     }
 
+    fn facts(ts: &[i64], has_more: bool, limit: u32) -> PageFacts {
+        let mut f = PageFacts {
+            len: ts.len() as u64,
+            has_more,
+            limit,
+            ..PageFacts::default()
+        };
+        for &t in ts {
+            f.saw(Some(t));
+        }
+        f
+    }
+
+    fn counter(recent: Vec<i64>) -> impl Fn(i64) -> u64 {
+        move |since| recent.iter().filter(|&&t| t > since).count() as u64
+    }
+
     #[test]
     fn ascending_moves_since_and_skips_what_was_printed() {
-        let ts = [Some(10_000), Some(20_000), Some(30_000), Some(30_000)];
-        let recent: Vec<_> = ts.iter().map(|t| (t.unwrap(), 1)).collect();
-        let page = PageFacts {
-            last_seen: &ts,
-            has_more: true,
-            limit: 4,
-        };
-        let next = advance(&cur(0, 0, Order::Unknown), &page, &recent);
+        let ts = [10_000, 20_000, 30_000, 30_000];
+        let next = advance(
+            &cur(0, 0, Order::Unknown),
+            &facts(&ts, true, 4),
+            counter(ts.to_vec()),
+        );
         assert_eq!(next.order, Order::Ascending);
         assert_eq!(next.since_ms, 29_000);
         // two printed versions above 29 s, overlap of one
@@ -411,30 +442,18 @@ mod tests {
 
     #[test]
     fn ascending_with_a_page_of_one_timestamp_still_progresses() {
-        let ts = [Some(5_000); 4];
-        let page = PageFacts {
-            last_seen: &ts,
-            has_more: true,
-            limit: 4,
-        };
         let c = cur(4_000, 8, Order::Ascending);
-        let next = advance(&c, &page, &[(5_000, 1)]);
+        let next = advance(&c, &facts(&[5_000; 4], true, 4), counter(vec![5_000]));
         assert_eq!(next.since_ms, 4_000);
         assert!(next.offset > 8);
     }
 
     #[test]
     fn descending_walks_by_offset_then_restarts_below_its_top() {
-        let p1 = [Some(50_000), Some(40_000)];
-        let c0 = cur(0, 0, Order::Unknown);
         let c1 = advance(
-            &c0,
-            &PageFacts {
-                last_seen: &p1,
-                has_more: true,
-                limit: 2,
-            },
-            &[],
+            &cur(0, 0, Order::Unknown),
+            &facts(&[50_000, 40_000], true, 2),
+            counter(vec![]),
         );
         assert_eq!(
             c1,
@@ -445,32 +464,23 @@ mod tests {
                 walk_top_ms: Some(50_000)
             }
         );
-        let p2 = [Some(30_000)];
-        let c2 = advance(
-            &c1,
-            &PageFacts {
-                last_seen: &p2,
-                has_more: false,
-                limit: 2,
-            },
-            &[],
-        );
+        let c2 = advance(&c1, &facts(&[30_000], false, 2), counter(vec![]));
         assert_eq!(c2, cur(49_000, 0, Order::Descending));
+    }
+
+    #[test]
+    fn invalid_records_still_take_their_positions() {
+        // a page of 3 where only one record had a usable last_seen
+        let mut f = facts(&[50_000], true, 3);
+        f.len = 3;
+        let next = advance(&cur(0, 3, Order::Descending), &f, counter(vec![]));
+        assert_eq!(next.offset, 6);
     }
 
     #[test]
     fn empty_page_keeps_since() {
         let c = cur(7_000, 0, Order::Unknown);
-        let next = advance(
-            &c,
-            &PageFacts {
-                last_seen: &[],
-                has_more: false,
-                limit: 10,
-            },
-            &[],
-        );
-        assert_eq!(next, c);
+        assert_eq!(advance(&c, &facts(&[], false, 10), counter(vec![])), c);
     }
 
     #[test]

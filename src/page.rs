@@ -1,0 +1,396 @@
+//! Streaming decode of a REST page: `{"data": [ ... ], "meta": {...}, "links": {...}}`.
+//!
+//! The body is read in chunks; a resumable byte scanner finds where each top-level value and
+//! each element of `data` ends, and every element is parsed on its own with
+//! `serde_json::from_slice` and handed to a sink before the next one is read. Memory is one
+//! read buffer plus the largest element, whatever the page size. Consumed bytes are dropped
+//! between values.
+//!
+//! The sink decides what to do with a record; the caller keeps the page's output aside until
+//! [`stream`] returns `Ok`, so a body that turns out malformed halfway prints nothing.
+//! Invalid UTF-8 inside an element is replaced with U+FFFD (and reported), so one bad byte
+//! cannot block the feed forever.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+const CHUNK: usize = 64 * 1024;
+
+/// What the page said besides its records.
+#[derive(Debug, Default, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub meta: Option<Value>,
+    pub links: Option<Value>,
+    pub replaced_utf8: bool,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// The body ended before the JSON did.
+    Truncated,
+    /// Not the documented shape, or not JSON at all.
+    Malformed(String),
+    /// More than the configured number of bytes.
+    TooLarge,
+    Io(std::io::Error),
+    /// The sink refused a record (for example stdout or the spill file failed).
+    Sink(anyhow::Error),
+}
+
+struct Input<R> {
+    r: R,
+    buf: Vec<u8>,
+    /// Next unread byte in `buf`.
+    pos: usize,
+    eof: bool,
+    total: u64,
+    limit: u64,
+}
+
+impl<R: Read> Input<R> {
+    /// Reads one more chunk; false at end of body.
+    fn fill(&mut self) -> Result<bool, Error> {
+        if self.eof {
+            return Ok(false);
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + CHUNK, 0);
+        let n = loop {
+            match self.r.read(&mut self.buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Error::Truncated
+                    } else {
+                        Error::Io(e)
+                    });
+                }
+            }
+        };
+        self.buf.truncate(old + n);
+        self.total += n as u64;
+        if self.total > self.limit {
+            return Err(Error::TooLarge);
+        }
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n > 0)
+    }
+
+    /// Drops consumed bytes; only called between values.
+    fn compact(&mut self) {
+        if self.pos > CHUNK {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    /// The next non-whitespace byte, not consumed; `None` at end of body.
+    fn peek(&mut self) -> Result<Option<u8>, Error> {
+        loop {
+            while self.pos < self.buf.len() {
+                let b = self.buf[self.pos];
+                if b.is_ascii_whitespace() {
+                    self.pos += 1;
+                } else {
+                    return Ok(Some(b));
+                }
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn expect(&mut self, want: u8, what: &str) -> Result<(), Error> {
+        match self.peek()? {
+            Some(b) if b == want => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b) => Err(Error::Malformed(format!(
+                "expected {what}, found {:?}",
+                b as char
+            ))),
+            None => Err(Error::Truncated),
+        }
+    }
+
+    /// The extent of the JSON value starting at the next non-whitespace byte, which is left
+    /// unconsumed; returns its end offset in `buf`.
+    fn scan_value(&mut self) -> Result<usize, Error> {
+        let start = match self.peek()? {
+            Some(_) => self.pos,
+            None => return Err(Error::Truncated),
+        };
+        let first = self.buf[start];
+        let mut i = start;
+        let mut depth = 0u32;
+        let mut in_str = false;
+        let mut esc = false;
+        let scalar = !matches!(first, b'{' | b'[' | b'"');
+        loop {
+            while i < self.buf.len() {
+                let b = self.buf[i];
+                if scalar {
+                    if matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace() {
+                        return Ok(i);
+                    }
+                } else if in_str {
+                    if esc {
+                        esc = false;
+                    } else if b == b'\\' {
+                        esc = true;
+                    } else if b == b'"' {
+                        in_str = false;
+                        if depth == 0 {
+                            return Ok(i + 1);
+                        }
+                    }
+                } else {
+                    match b {
+                        b'"' => in_str = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth
+                                .checked_sub(1)
+                                .ok_or_else(|| Error::Malformed("unbalanced brackets".into()))?;
+                            if depth == 0 {
+                                return Ok(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                i += 1;
+            }
+            if !self.fill()? {
+                return if scalar { Ok(i) } else { Err(Error::Truncated) };
+            }
+        }
+    }
+
+    /// Parses the value at `pos..end` (UTF-8 errors replaced) and consumes it.
+    fn take(&mut self, end: usize, replaced: &mut bool) -> Result<Value, Error> {
+        let slice = &self.buf[self.pos..end];
+        let v = match serde_json::from_slice(slice) {
+            Ok(v) => v,
+            Err(e) if std::str::from_utf8(slice).is_err() => {
+                *replaced = true;
+                serde_json::from_str(&String::from_utf8_lossy(slice))
+                    .map_err(|_| Error::Malformed(e.to_string()))?
+            }
+            Err(e) => return Err(Error::Malformed(e.to_string())),
+        };
+        self.pos = end;
+        Ok(v)
+    }
+}
+
+/// Reads a page from `r` (at most `limit` bytes), calling `sink` with each element of `data`.
+pub fn stream<R: Read>(
+    r: R,
+    limit: u64,
+    mut sink: impl FnMut(Value) -> anyhow::Result<()>,
+) -> Result<Summary, Error> {
+    let mut inp = Input {
+        r,
+        buf: Vec::with_capacity(CHUNK * 2),
+        pos: 0,
+        eof: false,
+        total: 0,
+        limit,
+    };
+    let mut sum = Summary::default();
+    let mut saw_data = false;
+    match inp.peek()? {
+        Some(b'{') => inp.pos += 1,
+        Some(_) => return Err(Error::Malformed("the body is not a JSON object".into())),
+        None => return Err(Error::Truncated),
+    }
+    if inp.peek()? == Some(b'}') {
+        inp.pos += 1;
+    } else {
+        loop {
+            inp.compact();
+            let end = match inp.peek()? {
+                Some(b'"') => inp.scan_value()?,
+                Some(_) => return Err(Error::Malformed("expected a key".into())),
+                None => return Err(Error::Truncated),
+            };
+            let key = match inp.take(end, &mut sum.replaced_utf8)? {
+                Value::String(k) => k,
+                _ => unreachable!("a scanned string parses as a string"),
+            };
+            inp.expect(b':', "':'")?;
+            if key == "data" {
+                if inp.peek()? != Some(b'[') {
+                    return Err(Error::Malformed("\"data\" is not a list".into()));
+                }
+                inp.pos += 1;
+                saw_data = true;
+                if inp.peek()? == Some(b']') {
+                    inp.pos += 1;
+                } else {
+                    loop {
+                        inp.compact();
+                        let end = inp.scan_value()?;
+                        let rec = inp.take(end, &mut sum.replaced_utf8)?;
+                        sum.count += 1;
+                        sink(rec).map_err(Error::Sink)?;
+                        match inp.peek()? {
+                            Some(b',') => inp.pos += 1,
+                            Some(b']') => {
+                                inp.pos += 1;
+                                break;
+                            }
+                            Some(b) => {
+                                return Err(Error::Malformed(format!(
+                                    "expected ',' or ']' in data, found {:?}",
+                                    b as char
+                                )));
+                            }
+                            None => return Err(Error::Truncated),
+                        }
+                    }
+                }
+            } else {
+                let end = inp.scan_value()?;
+                let v = inp.take(end, &mut sum.replaced_utf8)?;
+                match key.as_str() {
+                    "meta" => sum.meta = Some(v),
+                    "links" => sum.links = Some(v),
+                    _ => {}
+                }
+            }
+            match inp.peek()? {
+                Some(b',') => inp.pos += 1,
+                Some(b'}') => {
+                    inp.pos += 1;
+                    break;
+                }
+                Some(b) => {
+                    return Err(Error::Malformed(format!(
+                        "expected ',' or '}}' after a value, found {:?}",
+                        b as char
+                    )));
+                }
+                None => return Err(Error::Truncated),
+            }
+        }
+    }
+    if let Some(b) = inp.peek()? {
+        return Err(Error::Malformed(format!(
+            "unexpected {:?} after the JSON object",
+            b as char
+        )));
+    }
+    if !saw_data {
+        return Err(Error::Malformed("there is no \"data\" list".into()));
+    }
+    Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `n` bytes per read, to cross every chunk boundary.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
+        let mut got = Vec::new();
+        let s = stream(Trickle(body, step), u64::MAX, |v| {
+            got.push(v);
+            Ok(())
+        })?;
+        Ok((got, s))
+    }
+
+    #[test]
+    fn elements_meta_and_links_in_any_order_and_any_chunking() {
+        let body = br#" {"links": {"next": null}, "data": [ {"a": "x,]}\"y", "n": [1, {"b": 2}]}, "s", 3 , true, null ],
+            "meta": {"total": 3}, "extra": [1, [2]] } "#;
+        for step in [1, 2, 3, 7, 64, 100_000] {
+            let (got, s) = run(body, step).unwrap();
+            assert_eq!(got.len(), 5, "step {step}");
+            assert_eq!(got[0]["a"], "x,]}\"y");
+            assert_eq!(got[2], Value::from(3));
+            assert_eq!(s.meta.unwrap()["total"], 3);
+            assert_eq!(s.links.unwrap()["next"], Value::Null);
+            assert_eq!(s.count, 5);
+        }
+    }
+
+    #[test]
+    fn truncated_malformed_and_wrong_shapes() {
+        for body in [
+            &b"{\"data\":[{\"a\":1},"[..],
+            b"{\"data\":[{\"a\":\"unterminated",
+            b"{\"data\":[",
+            b"",
+            b"  ",
+        ] {
+            assert!(
+                matches!(run(body, 5), Err(Error::Truncated)),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for body in [
+            &b"[1,2]"[..],
+            b"{\"data\":{}}",
+            b"{\"meta\":{}}",
+            b"{\"data\":[1 2]}",
+            b"{\"data\":[]} x",
+            b"<html>",
+            b"{\"data\":[{\"a\":tru}]}",
+            b"{\"data\":[]]}",
+        ] {
+            assert!(
+                matches!(run(body, 5), Err(Error::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_reported() {
+        let (got, s) = run(b"{\"data\":[{\"v\":\"a\xffb\"}]}", 3).unwrap();
+        assert_eq!(got[0]["v"], "a\u{fffd}b");
+        assert!(s.replaced_utf8);
+    }
+
+    #[test]
+    fn the_size_limit_holds() {
+        let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
+        let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |_| Ok(()));
+        assert!(matches!(r, Err(Error::TooLarge)));
+    }
+
+    #[test]
+    fn a_sink_error_stops_the_stream() {
+        let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v| {
+            if v == 2 {
+                anyhow::bail!("disk full")
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(r, Err(Error::Sink(_))));
+    }
+}

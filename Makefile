@@ -8,6 +8,7 @@ BIN := target/$(TARGET)/release/socdefenders-iocs
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SPL := dist/TA-socdefenders-$(VERSION).spl
 VENV := .venv
+BENCH_RUNS ?= 11
 PY := $(VENV)/bin/python
 # ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
@@ -77,8 +78,14 @@ appinspect: package venv
 	  $(PY) tools/appinspect_gate.py build/appinspect-$$mode.json $$mode || exit 1; \
 	done
 
-bench:
-	@echo "no benchmarks yet (issue 6)"; exit 1
+# Whole-process timings against curl | jq and the curl floor (needs curl and jq), then the
+# micro-benchmarks of the pure parts. Results go in BENCHMARKS.md by hand, with the machine.
+bench: build
+	@mkdir -p build/bench
+	$(CARGO) build --release --locked --example bench_server
+	gcc -O2 -static -o build/bench/measure bench/measure.c
+	python3 bench/run.py $(BIN) target/release/examples/bench_server build/bench/measure $(BENCH_RUNS)
+	$(CARGO) bench --locked --bench micro
 
 clean:
 	rm -rf build dist target $(VENV)

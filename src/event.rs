@@ -10,7 +10,9 @@
 use std::borrow::Cow;
 use std::io;
 
-use serde::{Serialize, Serializer};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Longest line this program prints, newline excluded. props.conf `TRUNCATE` is above it.
@@ -188,6 +190,132 @@ fn cap_plain(s: &str, max: usize) -> Cow<'_, str> {
     ))
 }
 
+/// A record whose members are borrowed slices of the page: the fast path for the usual
+/// record, which is already compact JSON that needs no change but reordering.
+pub struct Raw<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// A map key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Raw<'de>, M::Error> {
+                let mut members = Vec::with_capacity(16);
+                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push((k.0, v));
+                }
+                Ok(Raw { members })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> Raw<'a> {
+    /// Parses `bytes` when the fast path can print it unchanged but for member order: an
+    /// object without duplicate keys whose `type` and `value` are strings, no longer than
+    /// `max_field_bytes` (so no string in it needs cutting), with no whitespace between tokens
+    /// and no U+2028/U+2029 (`plain`, from the page scanner). `None` means: take the
+    /// general path.
+    pub fn parse(bytes: &'a [u8], plain: bool, max_field_bytes: usize) -> Option<Raw<'a>> {
+        if !plain || bytes.len() > max_field_bytes || bytes.first() != Some(&b'{') {
+            return None;
+        }
+        let raw: Raw = serde_json::from_slice(bytes).ok()?;
+        for (i, (k, _)) in raw.members.iter().enumerate() {
+            if raw.members[..i].iter().any(|(o, _)| o == k) {
+                return None;
+            }
+        }
+        for key in ["type", "value"] {
+            if !raw.get(key).is_some_and(|v| v.get().starts_with('"')) {
+                return None;
+            }
+        }
+        Some(raw)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// A member's string value, decoded.
+    pub fn str(&self, key: &str) -> Option<Cow<'a, str>> {
+        let v = self.get(key)?;
+        if !v.get().starts_with('"') {
+            return None;
+        }
+        serde_json::from_str::<Key>(v.get()).ok().map(|k| k.0)
+    }
+
+    /// Same as [`identity`] for a parsed record.
+    pub fn identity(&self) -> String {
+        match self.get("id") {
+            Some(v) if v.get().starts_with('"') => self.str("id").unwrap_or_default().into_owned(),
+            Some(v) if v.get() != "null" => v.get().to_string(),
+            _ => format!(
+                "{}:{}",
+                self.str("type").unwrap_or_default(),
+                self.str("value").unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Appends the line (no newline): key fields first, then the rest in their order.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut put = |out: &mut Vec<u8>, k: &str, v: &RawValue| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
+            ser.serialize_str(k).expect("writing to a Vec cannot fail");
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        };
+        for k in KEY_FIELDS {
+            if let Some(v) = self.get(k) {
+                put(out, k, v);
+            }
+        }
+        for (k, v) in &self.members {
+            if !KEY_FIELDS.contains(&k.as_ref()) {
+                put(out, k, v);
+            }
+        }
+        out.push(b'}');
+    }
+}
+
 /// Compact JSON with U+2028/U+2029 escaped.
 pub fn to_line(v: &Value) -> Vec<u8> {
     let mut buf = Vec::with_capacity(512);
@@ -276,6 +404,37 @@ mod tests {
             validate(&json!({"type": "ipv4"})).unwrap_err(),
             Skip::MissingString("value")
         );
+    }
+
+    #[test]
+    fn the_fast_path_prints_what_the_general_path_prints() {
+        let cases = [
+            json!({"id": "x", "zz": {"a": [1, null, "q\\\"uote"]}, "value": "1.2.3.4", "type": "ipv4", "last_seen": "2026-01-01T00:00:00Z"}),
+            json!({"type": "url", "value": "http://a/é", "k\"ey": true, "n": 1.5e3}),
+            json!({"value": "v", "type": "domain", "id": null}),
+        ];
+        for v in cases {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let raw = Raw::parse(&bytes, true, 8192).expect("fast path");
+            let mut fast = Vec::new();
+            raw.encode_into(&mut fast);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(encode(validate(&v).unwrap(), 8192)).unwrap()
+            );
+            assert_eq!(raw.identity(), identity(v.as_object().unwrap()));
+        }
+    }
+
+    #[test]
+    fn unusual_records_take_the_general_path() {
+        let long = serde_json::to_vec(&json!({"type": "url", "value": "x".repeat(100)})).unwrap();
+        assert!(Raw::parse(&long, true, 50).is_none());
+        assert!(Raw::parse(br#"{"type":"url","value":"a","type":"ipv4"}"#, true, 8192).is_none());
+        assert!(Raw::parse(br#"{"type":4,"value":"a"}"#, true, 8192).is_none());
+        assert!(Raw::parse(br#"{"type":"url"}"#, true, 8192).is_none());
+        assert!(Raw::parse(br#"{"type":"url","value":"a"}"#, false, 8192).is_none());
+        assert!(Raw::parse(br#"["type"]"#, true, 8192).is_none());
     }
 
     #[test]

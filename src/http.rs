@@ -86,24 +86,47 @@ pub fn read_ca_file(path: &Path, setting: &str) -> Result<Vec<Certificate<'stati
     Ok(certs)
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<RootCerts> {
-    let system = rustls_native_certs::load_native_certs();
-    let mut certs: Vec<Certificate<'static>> = system
+/// The system's trusted roots. `SSL_CERT_FILE`/`SSL_CERT_DIR` win, as in OpenSSL; otherwise
+/// the distribution's bundle file alone (reading every file of `/etc/ssl/certs` as well costs
+/// ~10 ms a run for the same certificates); a certificate folder only when there is no bundle.
+fn system_roots() -> Vec<Certificate<'static>> {
+    let from_env =
+        std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
+    let bundle = (!from_env)
+        .then(|| openssl_probe::probe().cert_file)
+        .flatten();
+    if let Some(pem) = bundle.and_then(|path| std::fs::read(path).ok()) {
+        return ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+    }
+    rustls_native_certs::load_native_certs()
         .certs
         .into_iter()
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
+        .collect()
+}
+
+/// Roots for the API: the system's plus `ca_file`. Plain-http targets never verify a
+/// certificate, so the system store is not read for them (`ca_file` is still checked).
+fn roots(ca_file: Option<&Path>, https: bool) -> Result<RootCerts> {
+    let mut certs = if https { system_roots() } else { Vec::new() };
     if let Some(path) = ca_file {
         certs.extend(read_ca_file(path, "ca_file")?);
     } else if certs.is_empty() {
-        // No system store (a minimal container): Mozilla's roots, compiled in, still verify.
+        // No system store (a minimal container), or plain http: Mozilla's roots, compiled in.
         return Ok(RootCerts::WebPki);
     }
     Ok(RootCerts::from(certs))
 }
 
 impl Client {
+    /// `https`: whether the target is https (see [`roots`]).
     pub fn new(
+        https: bool,
         ca_file: Option<&Path>,
         proxy: Option<&str>,
         timeout: Duration,
@@ -116,7 +139,9 @@ impl Client {
             })?),
             None => ureq::Proxy::try_from_env(),
         };
-        let tls = TlsConfig::builder().root_certs(roots(ca_file)?).build();
+        let tls = TlsConfig::builder()
+            .root_certs(roots(ca_file, https)?)
+            .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)

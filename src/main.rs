@@ -2,25 +2,9 @@
 //!
 //! `main` only turns the result of `run` into an exit code and, on failure, one stderr line.
 
-mod cli;
-mod conf;
-mod config;
-mod error;
-mod event;
-mod http;
-mod key;
-mod log;
-mod page;
-mod rest;
-mod run;
-mod spill;
-mod splunkd;
-mod state;
-mod stix;
-mod taxii;
-mod timeutil;
-
 use std::process::ExitCode;
+
+use socdefenders_iocs::{cli, error, log, run};
 
 use clap::Parser;
 

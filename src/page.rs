@@ -122,14 +122,16 @@ impl<R: Read> Input<R> {
     }
 
     /// The extent of the JSON value starting at the next non-whitespace byte, which is left
-    /// unconsumed; returns its end offset in `buf`.
-    fn scan_value(&mut self) -> Result<usize, Error> {
+    /// unconsumed; returns its end offset in `buf`, and whether it is `plain`: no whitespace
+    /// between tokens and no U+2028/U+2029, so it can be printed as it is.
+    fn scan_value(&mut self) -> Result<(usize, bool), Error> {
         let start = match self.peek()? {
             Some(_) => self.pos,
             None => return Err(Error::Truncated),
         };
         let first = self.buf[start];
         let mut i = start;
+        let mut plain = true;
         let mut depth = 0u32;
         let mut in_str = false;
         let mut esc = false;
@@ -139,17 +141,29 @@ impl<R: Read> Input<R> {
                 let b = self.buf[i];
                 if scalar {
                     if matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace() {
-                        return Ok(i);
+                        return Ok((i, plain));
                     }
                 } else if in_str {
                     if esc {
                         esc = false;
                     } else if b == b'\\' {
                         esc = true;
-                    } else if b == b'"' {
+                    } else if b == 0xE2 {
+                        // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+                        if self.buf.get(i + 1).is_none_or(|&c| c == 0x80) {
+                            plain = false;
+                        }
+                    } else if b != b'"' {
+                        // Most bytes of a record are inside strings: jump to the next byte
+                        // that matters.
+                        match memchr::memchr3(b'"', b'\\', 0xE2, &self.buf[i + 1..]) {
+                            Some(n) => i += n,
+                            None => i = self.buf.len() - 1,
+                        }
+                    } else {
                         in_str = false;
                         if depth == 0 {
-                            return Ok(i + 1);
+                            return Ok((i + 1, plain));
                         }
                     }
                 } else {
@@ -161,42 +175,53 @@ impl<R: Read> Input<R> {
                                 .checked_sub(1)
                                 .ok_or_else(|| Error::Malformed("unbalanced brackets".into()))?;
                             if depth == 0 {
-                                return Ok(i + 1);
+                                return Ok((i + 1, plain));
                             }
                         }
+                        b' ' | b'\t' | b'\n' | b'\r' => plain = false,
                         _ => {}
                     }
                 }
                 i += 1;
             }
             if !self.fill()? {
-                return if scalar { Ok(i) } else { Err(Error::Truncated) };
+                return if scalar {
+                    Ok((i, plain))
+                } else {
+                    Err(Error::Truncated)
+                };
             }
         }
     }
 
-    /// Parses the value at `pos..end` (UTF-8 errors replaced) and consumes it.
+    /// Parses the value at `pos..end` and consumes it.
     fn take(&mut self, end: usize, replaced: &mut bool) -> Result<Value, Error> {
-        let slice = &self.buf[self.pos..end];
-        let v = match serde_json::from_slice(slice) {
-            Ok(v) => v,
-            Err(e) if std::str::from_utf8(slice).is_err() => {
-                *replaced = true;
-                serde_json::from_str(&String::from_utf8_lossy(slice))
-                    .map_err(|_| Error::Malformed(e.to_string()))?
-            }
-            Err(e) => return Err(Error::Malformed(e.to_string())),
-        };
+        let v = parse_element(&self.buf[self.pos..end], replaced)?;
         self.pos = end;
         Ok(v)
     }
 }
 
-/// Reads a page from `r` (at most `limit` bytes), calling `sink` with each element of `data`.
+/// Parses one value; invalid UTF-8 is replaced with U+FFFD and reported in `replaced`.
+pub fn parse_element(bytes: &[u8], replaced: &mut bool) -> Result<Value, Error> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Ok(v),
+        Err(e) if std::str::from_utf8(bytes).is_err() => {
+            *replaced = true;
+            serde_json::from_str(&String::from_utf8_lossy(bytes))
+                .map_err(|_| Error::Malformed(e.to_string()))
+        }
+        Err(e) => Err(Error::Malformed(e.to_string())),
+    }
+}
+
+/// Reads a page from `r` (at most `limit` bytes), calling `sink` with the bytes of each element
+/// of `data` and whether it is plain (see `scan_value`). The bytes are not checked beyond
+/// their structure: the sink parses them (see [`parse_element`]).
 pub fn stream<R: Read>(
     r: R,
     limit: u64,
-    mut sink: impl FnMut(Value) -> anyhow::Result<()>,
+    mut sink: impl FnMut(&[u8], bool) -> anyhow::Result<()>,
 ) -> Result<Summary, Error> {
     let mut inp = Input {
         r,
@@ -219,7 +244,7 @@ pub fn stream<R: Read>(
         loop {
             inp.compact();
             let end = match inp.peek()? {
-                Some(b'"') => inp.scan_value()?,
+                Some(b'"') => inp.scan_value()?.0,
                 Some(_) => return Err(Error::Malformed("expected a key".into())),
                 None => return Err(Error::Truncated),
             };
@@ -239,10 +264,10 @@ pub fn stream<R: Read>(
                 } else {
                     loop {
                         inp.compact();
-                        let end = inp.scan_value()?;
-                        let rec = inp.take(end, &mut sum.replaced_utf8)?;
+                        let (end, plain) = inp.scan_value()?;
                         sum.count += 1;
-                        sink(rec).map_err(Error::Sink)?;
+                        sink(&inp.buf[inp.pos..end], plain).map_err(Error::Sink)?;
+                        inp.pos = end;
                         match inp.peek()? {
                             Some(b',') => inp.pos += 1,
                             Some(b']') => {
@@ -260,7 +285,7 @@ pub fn stream<R: Read>(
                     }
                 }
             } else {
-                let end = inp.scan_value()?;
+                let (end, _) = inp.scan_value()?;
                 let v = inp.take(end, &mut sum.replaced_utf8)?;
                 match key.as_str() {
                     "meta" => sum.meta = Some(v),
@@ -313,11 +338,29 @@ mod tests {
 
     fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
         let mut got = Vec::new();
-        let s = stream(Trickle(body, step), u64::MAX, |v| {
-            got.push(v);
+        let mut replaced = false;
+        let mut s = stream(Trickle(body, step), u64::MAX, |b, _| {
+            got.push(parse_element(b, &mut replaced).map_err(|e| anyhow::anyhow!("{e:?}"))?);
             Ok(())
+        })
+        .map_err(|e| match e {
+            Error::Sink(_) => Error::Malformed("element".into()),
+            e => e,
         })?;
+        s.replaced_utf8 |= replaced;
         Ok((got, s))
+    }
+
+    #[test]
+    fn plain_marks_elements_that_can_be_printed_as_they_are() {
+        let body = "{\"data\":[{\"a\":\"x y\"},{\"a\": 1},{\"a\":\"\u{2028}\"},[1,\n2],\"s\",7]}";
+        let mut plains = Vec::new();
+        stream(Trickle(body.as_bytes(), 3), u64::MAX, |_, p| {
+            plains.push(p);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(plains, vec![true, false, false, false, true, true]);
     }
 
     #[test]
@@ -378,14 +421,14 @@ mod tests {
     #[test]
     fn the_size_limit_holds() {
         let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
-        let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |_| Ok(()));
+        let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |_, _| Ok(()));
         assert!(matches!(r, Err(Error::TooLarge)));
     }
 
     #[test]
     fn a_sink_error_stops_the_stream() {
-        let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v| {
-            if v == 2 {
+        let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v, _| {
+            if v == b"2" {
                 anyhow::bail!("disk full")
             } else {
                 Ok(())

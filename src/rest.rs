@@ -67,15 +67,16 @@ pub fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
     }
 }
 
-/// Fetches one page at `cur`, streaming each record to `sink` as it is parsed.
-/// `before_each` runs before each attempt (budget accounting).
+/// Fetches one page at `cur`, streaming the bytes of each record to `sink` (with the page
+/// scanner's `plain` flag) as they arrive. `before_each` runs before each attempt (budget
+/// accounting). A sink should fail with [`element_error`] on a record that is not JSON.
 pub fn fetch(
     client: &Client,
     cfg: &Config,
     key: &Secret,
     cur: &Cursor,
     before_each: impl FnMut() -> Result<()>,
-    sink: impl FnMut(Value) -> Result<()>,
+    sink: impl FnMut(&[u8], bool) -> Result<()>,
 ) -> Result<Fetched> {
     let url = url(cfg, cur);
     let (h, v) = auth(cfg, key);
@@ -120,6 +121,11 @@ fn html_error(content_type: &str) -> anyhow::Error {
             "the API answered HTTP 200 with an HTML page (content-type {content_type:?}), not JSON: a proxy login page or captive portal? Nothing was printed. Check base_url and proxy"
         ),
     )
+}
+
+/// The error for a record of the page that is not JSON: the whole page is refused.
+pub fn element_error(e: page::Error) -> anyhow::Error {
+    page_error(e, 0)
 }
 
 fn page_error(e: page::Error, max_body: u64) -> anyhow::Error {
@@ -264,7 +270,7 @@ mod tests {
     use super::*;
 
     fn page_of(body: &[u8], offset: u64, limit: u32) -> Page {
-        let sum = page::stream(body, u64::MAX, |_| Ok(())).unwrap();
+        let sum = page::stream(body, u64::MAX, |_, _| Ok(())).unwrap();
         summarize(&sum, offset, limit)
     }
 
@@ -285,7 +291,12 @@ mod tests {
             b"[]",
             b"{\"data\":{}}",
         ] {
-            let e = page::stream(body, u64::MAX, |_| Ok(())).unwrap_err();
+            let e = page::stream(body, u64::MAX, |b, _| {
+                page::parse_element(b, &mut false)
+                    .map(|_| ())
+                    .map_err(element_error)
+            })
+            .unwrap_err();
             let e = page_error(e, 1);
             assert_eq!(crate::error::kind_of(&e), Some(Kind::Upstream), "{body:?}");
         }

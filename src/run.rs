@@ -11,6 +11,7 @@ use crate::config::{self, Config, Source, SourceKind};
 use crate::error::{Kind, KindExt, fail};
 use crate::http::Client;
 use crate::key::{self, Secret};
+use crate::page;
 use crate::rest::{self, Fetched};
 use crate::spill::Spill;
 use crate::state::{self, Cursor, Order, PageFacts, State, Store};
@@ -97,7 +98,12 @@ fn write_out(bytes: &[u8]) -> Result<()> {
 }
 
 fn client(cfg: &Config) -> Result<Client> {
+    let target = match cfg.source {
+        SourceKind::Rest => cfg.base_url.as_str(),
+        SourceKind::Taxii => cfg.taxii_url.as_deref().unwrap_or_default(),
+    };
     Client::new(
+        target.starts_with("https://"),
         cfg.ca_file.as_deref(),
         cfg.proxy.as_deref(),
         cfg.timeout,
@@ -294,35 +300,53 @@ impl Run<'_> {
             let (mut index, mut repeats, mut invalid) = (0u64, 0usize, 0usize);
             let mut spill = Spill::new(&cfg.state_dir);
             let mut line = Vec::with_capacity(1024);
-            let sink = |rec: Value| -> Result<()> {
+            let mut replaced = false;
+            let sink = |bytes: &[u8], plain: bool| -> Result<()> {
                 index += 1;
-                let obj = match event::validate(&rec) {
-                    Ok(o) => o,
-                    Err(why) => {
-                        invalid += 1;
-                        let id = rec
-                            .get("id")
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "none".into());
-                        log::warn(&format!(
-                            "skipped record {} of the page at offset {} (id {}): it {why}",
-                            index - 1,
-                            cur.offset,
-                            id.chars().take(80).collect::<String>()
-                        ));
-                        return Ok(());
+                line.clear();
+                // The usual record is printed from its bytes; anything unusual is parsed.
+                let (identity, seen_raw) = match event::Raw::parse(
+                    bytes,
+                    plain,
+                    cfg.max_field_bytes,
+                ) {
+                    Some(raw) => {
+                        raw.encode_into(&mut line);
+                        let seen = raw.str("last_seen").unwrap_or_default().into_owned();
+                        (raw.identity(), seen)
+                    }
+                    None => {
+                        let rec = page::parse_element(bytes, &mut replaced)
+                            .map_err(rest::element_error)?;
+                        let obj = match event::validate(&rec) {
+                            Ok(o) => o,
+                            Err(why) => {
+                                invalid += 1;
+                                let id = rec
+                                    .get("id")
+                                    .map(|v| v.to_string())
+                                    .unwrap_or_else(|| "none".into());
+                                log::warn(&format!(
+                                    "skipped record {} of the page at offset {} (id {}): it {why}",
+                                    index - 1,
+                                    cur.offset,
+                                    id.chars().take(80).collect::<String>()
+                                ));
+                                return Ok(());
+                            }
+                        };
+                        event::encode_into(obj, cfg.max_field_bytes, &mut line);
+                        let seen = obj.get("last_seen").and_then(Value::as_str).unwrap_or("");
+                        (event::identity(obj), seen.to_string())
                     }
                 };
-                let seen_raw = obj.get("last_seen").and_then(Value::as_str).unwrap_or("");
-                let ts = timeutil::parse_ms(seen_raw);
+                let ts = timeutil::parse_ms(&seen_raw);
                 facts.saw(ts);
-                let hash = state::version_hash(&event::identity(obj), seen_raw);
+                let hash = state::version_hash(&identity, &seen_raw);
                 if seen.contains(&hash) || fresh.contains_key(&hash) {
                     repeats += 1;
                     return Ok(());
                 }
-                line.clear();
-                event::encode_into(obj, cfg.max_field_bytes, &mut line);
                 line.push(b'\n');
                 spill.write(&line).kind(Kind::Output, || {
                     format!(
@@ -353,7 +377,7 @@ impl Run<'_> {
                     Stop::Fail(e) => return Err(e),
                 },
             };
-            if page.replaced_utf8 {
+            if page.replaced_utf8 || replaced {
                 log::warn(
                     "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
                 );
@@ -707,7 +731,7 @@ fn check(cfg: &Config) -> Result<()> {
         limit: 1,
         ..cfg.clone()
     };
-    match rest::fetch(&client, &probe, &api_key, &cur, || Ok(()), |_| Ok(()))? {
+    match rest::fetch(&client, &probe, &api_key, &cur, || Ok(()), |_, _| Ok(()))? {
         Fetched::Page(p) => say(format!(
             "API: OK, the key is accepted at {}; {} IOCs match since {}",
             cfg.base_url,

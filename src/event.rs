@@ -13,6 +13,8 @@ use std::io;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
+
+use crate::page;
 use serde_json::{Map, Value};
 
 /// Longest line this program prints, newline excluded. props.conf `TRUNCATE` is above it.
@@ -238,28 +240,80 @@ impl<'de> Deserialize<'de> for Raw<'de> {
     }
 }
 
+/// One element of a page's `data`, found at the start of the unread bytes.
+pub enum Element<'a> {
+    /// A usual record, printable from its own bytes (see [`Raw::plain`]).
+    Plain(Raw<'a>),
+    /// Anything else, for the general path: the element's bytes.
+    Other(&'a [u8]),
+}
+
+/// Parses the element at the start of `rest` in one pass. `Ok(None)`: `rest` does not hold all
+/// of it yet. An element that is not even balanced JSON is an error for the whole page.
+pub fn next_element(
+    rest: &[u8],
+    eof: bool,
+    max_field_bytes: usize,
+) -> Result<Option<(Element<'_>, usize)>, page::Error> {
+    let mut it = serde_json::Deserializer::from_slice(rest).into_iter::<Raw>();
+    match it.next() {
+        Some(Ok(raw)) => {
+            let len = it.byte_offset();
+            // A value that ends where the bytes end may go on in the next chunk.
+            if len == rest.len() && !eof {
+                return Ok(None);
+            }
+            let bytes = &rest[..len];
+            Ok(Some(if raw.plain(bytes, max_field_bytes) {
+                (Element::Plain(raw), len)
+            } else {
+                (Element::Other(bytes), len)
+            }))
+        }
+        Some(Err(e)) if e.is_eof() => Ok(None),
+        None => Ok(None),
+        // Not an object, invalid UTF-8, bad syntax: find its extent by structure and let the
+        // general path decide (an invalid record is skipped, broken JSON fails the page).
+        Some(Err(_)) => {
+            let start = rest
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(rest.len());
+            Ok(page::value_len(&rest[start..], eof)?
+                .map(|n| (Element::Other(&rest[..start + n]), start + n)))
+        }
+    }
+}
+
 impl<'a> Raw<'a> {
-    /// Parses `bytes` when the fast path can print it unchanged but for member order: an
-    /// object without duplicate keys whose `type` and `value` are strings, no longer than
-    /// `max_field_bytes` (so no string in it needs cutting), with no whitespace between tokens
-    /// and no U+2028/U+2029 (`plain`, from the page scanner). `None` means: take the
-    /// general path.
-    pub fn parse(bytes: &'a [u8], plain: bool, max_field_bytes: usize) -> Option<Raw<'a>> {
-        if !plain || bytes.len() > max_field_bytes || bytes.first() != Some(&b'{') {
-            return None;
-        }
+    /// Parses `bytes` as a record for the fast path, if it qualifies (see [`Raw::plain`]).
+    pub fn parse(bytes: &'a [u8], max_field_bytes: usize) -> Option<Raw<'a>> {
         let raw: Raw = serde_json::from_slice(bytes).ok()?;
-        for (i, (k, _)) in raw.members.iter().enumerate() {
-            if raw.members[..i].iter().any(|(o, _)| o == k) {
-                return None;
+        raw.plain(bytes, max_field_bytes).then_some(raw)
+    }
+
+    /// Whether this record, whose JSON text is `bytes`, can be printed from its own bytes: no
+    /// raw line break (valid JSON has them only between tokens) and no U+2028/U+2029, no
+    /// longer than `max_field_bytes` (so no string in it needs cutting), no duplicate keys,
+    /// and string `type` and `value`.
+    pub fn plain(&self, bytes: &[u8], max_field_bytes: usize) -> bool {
+        if bytes.len() > max_field_bytes {
+            return false;
+        }
+        for i in memchr::memchr3_iter(b'\n', b'\r', 0xE2, bytes) {
+            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9; other E2 characters are fine.
+            if bytes[i] != 0xE2 || matches!(bytes.get(i + 1..i + 3), Some([0x80, 0xA8 | 0xA9])) {
+                return false;
             }
         }
-        for key in ["type", "value"] {
-            if !raw.get(key).is_some_and(|v| v.get().starts_with('"')) {
-                return None;
+        for (i, (k, _)) in self.members.iter().enumerate() {
+            if self.members[..i].iter().any(|(o, _)| o == k) {
+                return false;
             }
         }
-        Some(raw)
+        ["type", "value"]
+            .iter()
+            .all(|key| self.get(key).is_some_and(|v| v.get().starts_with('"')))
     }
 
     fn get(&self, key: &str) -> Option<&'a RawValue> {
@@ -268,11 +322,12 @@ impl<'a> Raw<'a> {
 
     /// A member's string value, decoded.
     pub fn str(&self, key: &str) -> Option<Cow<'a, str>> {
-        let v = self.get(key)?;
-        if !v.get().starts_with('"') {
-            return None;
+        let text = self.get(key)?.get();
+        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
         }
-        serde_json::from_str::<Key>(v.get()).ok().map(|k| k.0)
+        serde_json::from_str::<Key>(text).ok().map(|k| k.0)
     }
 
     /// Same as [`identity`] for a parsed record.
@@ -292,19 +347,29 @@ impl<'a> Raw<'a> {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         let mut first = true;
-        let mut put = |out: &mut Vec<u8>, k: &str, v: &RawValue| {
+        let mut put = |out: &mut Vec<u8>, k: &Cow<str>, v: &RawValue| {
             if !first {
                 out.push(b',');
             }
             first = false;
-            let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
-            ser.serialize_str(k).expect("writing to a Vec cannot fail");
+            match k {
+                // A borrowed key had no escapes in the input: its bytes are its JSON.
+                Cow::Borrowed(b) => {
+                    out.push(b'"');
+                    out.extend_from_slice(b.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(o) => {
+                    let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
+                    ser.serialize_str(o).expect("writing to a Vec cannot fail");
+                }
+            }
             out.push(b':');
             out.extend_from_slice(v.get().as_bytes());
         };
         for k in KEY_FIELDS {
-            if let Some(v) = self.get(k) {
-                put(out, k, v);
+            if let Some((key, v)) = self.members.iter().find(|(m, _)| m == k) {
+                put(out, key, v);
             }
         }
         for (k, v) in &self.members {
@@ -415,7 +480,7 @@ mod tests {
         ];
         for v in cases {
             let bytes = serde_json::to_vec(&v).unwrap();
-            let raw = Raw::parse(&bytes, true, 8192).expect("fast path");
+            let raw = Raw::parse(&bytes, 8192).expect("fast path");
             let mut fast = Vec::new();
             raw.encode_into(&mut fast);
             assert_eq!(
@@ -429,12 +494,56 @@ mod tests {
     #[test]
     fn unusual_records_take_the_general_path() {
         let long = serde_json::to_vec(&json!({"type": "url", "value": "x".repeat(100)})).unwrap();
-        assert!(Raw::parse(&long, true, 50).is_none());
-        assert!(Raw::parse(br#"{"type":"url","value":"a","type":"ipv4"}"#, true, 8192).is_none());
-        assert!(Raw::parse(br#"{"type":4,"value":"a"}"#, true, 8192).is_none());
-        assert!(Raw::parse(br#"{"type":"url"}"#, true, 8192).is_none());
-        assert!(Raw::parse(br#"{"type":"url","value":"a"}"#, false, 8192).is_none());
-        assert!(Raw::parse(br#"["type"]"#, true, 8192).is_none());
+        assert!(Raw::parse(&long, 50).is_none());
+        assert!(Raw::parse(br#"{"type":"url","value":"a","type":"ipv4"}"#, 8192).is_none());
+        assert!(Raw::parse(br#"{"type":4,"value":"a"}"#, 8192).is_none());
+        assert!(Raw::parse(br#"{"type":"url"}"#, 8192).is_none());
+        assert!(Raw::parse(b"{\"type\":\"url\",\n\"value\":\"a\"}", 8192).is_none());
+        assert!(
+            Raw::parse(
+                "{\"type\":\"url\",\"value\":\"a\u{2028}\"}".as_bytes(),
+                8192
+            )
+            .is_none()
+        );
+        assert!(
+            Raw::parse(
+                "{\"type\":\"url\",\"value\":\"a \u{2013} b\"}".as_bytes(),
+                8192
+            )
+            .is_some()
+        );
+        assert!(Raw::parse(br#"{"type":"url", "value":"a", "n": [1, 2]}"#, 8192).is_some());
+        assert!(Raw::parse(br#"["type"]"#, 8192).is_none());
+    }
+
+    #[test]
+    fn elements_are_found_in_one_pass_or_asked_for_more() {
+        let buf = br#"{"type":"ipv4","value":"1.1.1.1"},{"type":4}"#;
+        let Some((Element::Plain(r), n)) = next_element(buf, false, 8192).unwrap() else {
+            panic!()
+        };
+        assert_eq!((n, r.str("value").unwrap().as_ref()), (33, "1.1.1.1"));
+        assert!(next_element(&buf[..20], false, 8192).unwrap().is_none());
+        // exactly at the end of the bytes read so far: maybe more is coming
+        assert!(next_element(&buf[..33], false, 8192).unwrap().is_none());
+        assert!(matches!(
+            next_element(&buf[..33], true, 8192).unwrap(),
+            Some((Element::Plain(_), 33))
+        ));
+        let Some((Element::Other(b), n)) = next_element(&buf[34..], true, 8192).unwrap() else {
+            panic!()
+        };
+        assert_eq!((b, n), (&br#"{"type":4}"#[..], 10));
+        let Some((Element::Other(b), _)) = next_element(b" [1, 2] ,", false, 8192).unwrap() else {
+            panic!()
+        };
+        assert_eq!(b, b" [1, 2]");
+        let Some((Element::Other(b), _)) = next_element(b"{\"v\":\"\xff\"},", false, 8192).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(b, b"{\"v\":\"\xff\"}");
     }
 
     #[test]

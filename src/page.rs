@@ -1,10 +1,11 @@
 //! Streaming decode of a REST page: `{"data": [ ... ], "meta": {...}, "links": {...}}`.
 //!
-//! The body is read in chunks; a resumable byte scanner finds where each top-level value and
-//! each element of `data` ends, and every element is parsed on its own with
-//! `serde_json::from_slice` and handed to a sink before the next one is read. Memory is one
-//! read buffer plus the largest element, whatever the page size. Consumed bytes are dropped
-//! between values.
+//! The body is read in chunks. Each element of `data` is handed to a sink as the unread rest
+//! of the buffer; the sink parses one element from its start (serde finds where it ends in the
+//! same pass) and says how many bytes it took, or that the element is not complete yet, and
+//! then the next chunk is read. Top-level keys, `meta` and `links` are delimited by a small
+//! byte scanner. Memory is one read buffer plus the largest element, whatever the page size.
+//! Consumed bytes are dropped between values.
 //!
 //! The sink decides what to do with a record; the caller keeps the page's output aside until
 //! [`stream`] returns `Ok`, so a body that turns out malformed halfway prints nothing.
@@ -121,75 +122,18 @@ impl<R: Read> Input<R> {
         }
     }
 
-    /// The extent of the JSON value starting at the next non-whitespace byte, which is left
-    /// unconsumed; returns its end offset in `buf`, and whether it is `plain`: no whitespace
-    /// between tokens and no U+2028/U+2029, so it can be printed as it is.
-    fn scan_value(&mut self) -> Result<(usize, bool), Error> {
-        let start = match self.peek()? {
-            Some(_) => self.pos,
-            None => return Err(Error::Truncated),
-        };
-        let first = self.buf[start];
-        let mut i = start;
-        let mut plain = true;
-        let mut depth = 0u32;
-        let mut in_str = false;
-        let mut esc = false;
-        let scalar = !matches!(first, b'{' | b'[' | b'"');
+    /// The end offset in `buf` of the JSON value starting at the next non-whitespace byte
+    /// (left unconsumed), reading more as needed.
+    fn scan_value(&mut self) -> Result<usize, Error> {
+        if self.peek()?.is_none() {
+            return Err(Error::Truncated);
+        }
         loop {
-            while i < self.buf.len() {
-                let b = self.buf[i];
-                if scalar {
-                    if matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace() {
-                        return Ok((i, plain));
-                    }
-                } else if in_str {
-                    if esc {
-                        esc = false;
-                    } else if b == b'\\' {
-                        esc = true;
-                    } else if b == 0xE2 {
-                        // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
-                        if self.buf.get(i + 1).is_none_or(|&c| c == 0x80) {
-                            plain = false;
-                        }
-                    } else if b != b'"' {
-                        // Most bytes of a record are inside strings: jump to the next byte
-                        // that matters.
-                        match memchr::memchr3(b'"', b'\\', 0xE2, &self.buf[i + 1..]) {
-                            Some(n) => i += n,
-                            None => i = self.buf.len() - 1,
-                        }
-                    } else {
-                        in_str = false;
-                        if depth == 0 {
-                            return Ok((i + 1, plain));
-                        }
-                    }
-                } else {
-                    match b {
-                        b'"' => in_str = true,
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth = depth
-                                .checked_sub(1)
-                                .ok_or_else(|| Error::Malformed("unbalanced brackets".into()))?;
-                            if depth == 0 {
-                                return Ok((i + 1, plain));
-                            }
-                        }
-                        b' ' | b'\t' | b'\n' | b'\r' => plain = false,
-                        _ => {}
-                    }
-                }
-                i += 1;
+            if let Some(n) = value_len(&self.buf[self.pos..], self.eof)? {
+                return Ok(self.pos + n);
             }
-            if !self.fill()? {
-                return if scalar {
-                    Ok((i, plain))
-                } else {
-                    Err(Error::Truncated)
-                };
+            if !self.fill()? && value_len(&self.buf[self.pos..], true)?.is_none() {
+                return Err(Error::Truncated);
             }
         }
     }
@@ -200,6 +144,59 @@ impl<R: Read> Input<R> {
         self.pos = end;
         Ok(v)
     }
+}
+
+/// The length of the JSON value at the start of `buf` (no leading whitespace), by structure
+/// alone; `None` when `buf` ends first. At the end of the body (`eof`) a number or literal
+/// ends with the buffer.
+pub fn value_len(buf: &[u8], eof: bool) -> Result<Option<usize>, Error> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    if !matches!(first, b'{' | b'[' | b'"') {
+        return Ok(buf
+            .iter()
+            .position(|&b| matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
+            .or(eof.then_some(buf.len())));
+    }
+    let mut depth = 0u32;
+    let mut in_str = false;
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if in_str {
+            match b {
+                b'\\' => i += 1,
+                b'"' => {
+                    in_str = false;
+                    if depth == 0 {
+                        return Ok(Some(i + 1));
+                    }
+                }
+                // Most bytes are inside strings: jump to the next one that matters.
+                _ => match memchr::memchr2(b'"', b'\\', &buf[i + 1..]) {
+                    Some(n) => i += n,
+                    None => return Ok(None),
+                },
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth
+                        .checked_sub(1)
+                        .ok_or_else(|| Error::Malformed("unbalanced brackets".into()))?;
+                    if depth == 0 {
+                        return Ok(Some(i + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    Ok(None)
 }
 
 /// Parses one value; invalid UTF-8 is replaced with U+FFFD and reported in `replaced`.
@@ -215,13 +212,14 @@ pub fn parse_element(bytes: &[u8], replaced: &mut bool) -> Result<Value, Error> 
     }
 }
 
-/// Reads a page from `r` (at most `limit` bytes), calling `sink` with the bytes of each element
-/// of `data` and whether it is plain (see `scan_value`). The bytes are not checked beyond
-/// their structure: the sink parses them (see [`parse_element`]).
+/// Reads a page from `r` (at most `limit` bytes). For each element of `data`, `sink` gets the
+/// unread bytes starting at it and whether the body has ended, and returns how many bytes the
+/// element took, or `None` when they do not hold all of it yet (it is then called again with
+/// more). It must have no effect until it returns `Some`.
 pub fn stream<R: Read>(
     r: R,
     limit: u64,
-    mut sink: impl FnMut(&[u8], bool) -> anyhow::Result<()>,
+    mut sink: impl FnMut(&[u8], bool) -> anyhow::Result<Option<usize>>,
 ) -> Result<Summary, Error> {
     let mut inp = Input {
         r,
@@ -244,7 +242,7 @@ pub fn stream<R: Read>(
         loop {
             inp.compact();
             let end = match inp.peek()? {
-                Some(b'"') => inp.scan_value()?.0,
+                Some(b'"') => inp.scan_value()?,
                 Some(_) => return Err(Error::Malformed("expected a key".into())),
                 None => return Err(Error::Truncated),
             };
@@ -264,10 +262,22 @@ pub fn stream<R: Read>(
                 } else {
                     loop {
                         inp.compact();
-                        let (end, plain) = inp.scan_value()?;
+                        if inp.peek()?.is_none() {
+                            return Err(Error::Truncated);
+                        }
+                        loop {
+                            match sink(&inp.buf[inp.pos..], inp.eof).map_err(Error::Sink)? {
+                                Some(n) => {
+                                    inp.pos += n;
+                                    break;
+                                }
+                                None if inp.eof => return Err(Error::Truncated),
+                                None => {
+                                    inp.fill()?;
+                                }
+                            }
+                        }
                         sum.count += 1;
-                        sink(&inp.buf[inp.pos..end], plain).map_err(Error::Sink)?;
-                        inp.pos = end;
                         match inp.peek()? {
                             Some(b',') => inp.pos += 1,
                             Some(b']') => {
@@ -285,7 +295,7 @@ pub fn stream<R: Read>(
                     }
                 }
             } else {
-                let (end, _) = inp.scan_value()?;
+                let end = inp.scan_value()?;
                 let v = inp.take(end, &mut sum.replaced_utf8)?;
                 match key.as_str() {
                     "meta" => sum.meta = Some(v),
@@ -339,9 +349,14 @@ mod tests {
     fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
         let mut got = Vec::new();
         let mut replaced = false;
-        let mut s = stream(Trickle(body, step), u64::MAX, |b, _| {
-            got.push(parse_element(b, &mut replaced).map_err(|e| anyhow::anyhow!("{e:?}"))?);
-            Ok(())
+        let mut s = stream(Trickle(body, step), u64::MAX, |rest, eof| {
+            let Some(n) = value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))? else {
+                return Ok(None);
+            };
+            got.push(
+                parse_element(&rest[..n], &mut replaced).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            );
+            Ok(Some(n))
         })
         .map_err(|e| match e {
             Error::Sink(_) => Error::Malformed("element".into()),
@@ -349,18 +364,6 @@ mod tests {
         })?;
         s.replaced_utf8 |= replaced;
         Ok((got, s))
-    }
-
-    #[test]
-    fn plain_marks_elements_that_can_be_printed_as_they_are() {
-        let body = "{\"data\":[{\"a\":\"x y\"},{\"a\": 1},{\"a\":\"\u{2028}\"},[1,\n2],\"s\",7]}";
-        let mut plains = Vec::new();
-        stream(Trickle(body.as_bytes(), 3), u64::MAX, |_, p| {
-            plains.push(p);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(plains, vec![true, false, false, false, true, true]);
     }
 
     #[test]
@@ -421,18 +424,19 @@ mod tests {
     #[test]
     fn the_size_limit_holds() {
         let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
-        let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |_, _| Ok(()));
+        let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |rest, eof| {
+            value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))
+        });
         assert!(matches!(r, Err(Error::TooLarge)));
     }
 
     #[test]
     fn a_sink_error_stops_the_stream() {
-        let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v, _| {
-            if v == b"2" {
+        let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v, eof| {
+            if v.starts_with(b"2") {
                 anyhow::bail!("disk full")
-            } else {
-                Ok(())
             }
+            Ok(value_len(v, eof).unwrap())
         });
         assert!(matches!(r, Err(Error::Sink(_))));
     }

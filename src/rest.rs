@@ -67,8 +67,8 @@ pub fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
     }
 }
 
-/// Fetches one page at `cur`, streaming the bytes of each record to `sink` (with the page
-/// scanner's `plain` flag) as they arrive. `before_each` runs before each attempt (budget
+/// Fetches one page at `cur`, streaming the records to `sink` as they arrive (see
+/// [`page::stream`] for its contract). `before_each` runs before each attempt (budget
 /// accounting). A sink should fail with [`element_error`] on a record that is not JSON.
 pub fn fetch(
     client: &Client,
@@ -76,7 +76,7 @@ pub fn fetch(
     key: &Secret,
     cur: &Cursor,
     before_each: impl FnMut() -> Result<()>,
-    sink: impl FnMut(&[u8], bool) -> Result<()>,
+    sink: impl FnMut(&[u8], bool) -> Result<Option<usize>>,
 ) -> Result<Fetched> {
     let url = url(cfg, cur);
     let (h, v) = auth(cfg, key);
@@ -269,8 +269,12 @@ fn status_error(resp: &Response, cfg: &Config) -> anyhow::Error {
 mod tests {
     use super::*;
 
+    fn skip(rest: &[u8], eof: bool) -> Result<Option<usize>> {
+        page::value_len(rest, eof).map_err(element_error)
+    }
+
     fn page_of(body: &[u8], offset: u64, limit: u32) -> Page {
-        let sum = page::stream(body, u64::MAX, |_, _| Ok(())).unwrap();
+        let sum = page::stream(body, u64::MAX, skip).unwrap();
         summarize(&sum, offset, limit)
     }
 
@@ -291,10 +295,12 @@ mod tests {
             b"[]",
             b"{\"data\":{}}",
         ] {
-            let e = page::stream(body, u64::MAX, |b, _| {
-                page::parse_element(b, &mut false)
-                    .map(|_| ())
-                    .map_err(element_error)
+            let e = page::stream(body, u64::MAX, |rest, eof| {
+                let n = page::value_len(rest, eof).map_err(element_error)?;
+                if let Some(n) = n {
+                    page::parse_element(&rest[..n], &mut false).map_err(element_error)?;
+                }
+                Ok(n)
             })
             .unwrap_err();
             let e = page_error(e, 1);

@@ -292,7 +292,9 @@ impl Run<'_> {
             let cur = self.st.cursor.clone().unwrap_or_else(|| first_cursor(cfg));
             let seen = self.st.seen_set();
             // This page's versions: hash -> last_seen (for the memory and the cursor).
-            let mut fresh: HashMap<u64, i64> = HashMap::new();
+            let mut fresh: HashMap<u64, i64, state::PassThrough> = HashMap::default();
+            let mut bound = (cfg.limit as usize).max(1024);
+            let mut oversized = false;
             let mut facts = PageFacts {
                 limit: cfg.limit,
                 ..PageFacts::default()
@@ -301,21 +303,22 @@ impl Run<'_> {
             let mut spill = Spill::new(&cfg.state_dir);
             let mut line = Vec::with_capacity(1024);
             let mut replaced = false;
-            let sink = |bytes: &[u8], plain: bool| -> Result<()> {
+            let sink = |rest: &[u8], eof: bool| -> Result<Option<usize>> {
+                let Some((element, used)) = event::next_element(rest, eof, cfg.max_field_bytes)
+                    .map_err(rest::element_error)?
+                else {
+                    return Ok(None);
+                };
                 index += 1;
                 line.clear();
                 // The usual record is printed from its bytes; anything unusual is parsed.
-                let (identity, seen_raw) = match event::Raw::parse(
-                    bytes,
-                    plain,
-                    cfg.max_field_bytes,
-                ) {
-                    Some(raw) => {
+                let (identity, seen_raw) = match element {
+                    event::Element::Plain(raw) => {
                         raw.encode_into(&mut line);
                         let seen = raw.str("last_seen").unwrap_or_default().into_owned();
                         (raw.identity(), seen)
                     }
-                    None => {
+                    event::Element::Other(bytes) => {
                         let rec = page::parse_element(bytes, &mut replaced)
                             .map_err(rest::element_error)?;
                         let obj = match event::validate(&rec) {
@@ -332,7 +335,7 @@ impl Run<'_> {
                                     cur.offset,
                                     id.chars().take(80).collect::<String>()
                                 ));
-                                return Ok(());
+                                return Ok(Some(used));
                             }
                         };
                         event::encode_into(obj, cfg.max_field_bytes, &mut line);
@@ -345,7 +348,7 @@ impl Run<'_> {
                 let hash = state::version_hash(&identity, &seen_raw);
                 if seen.contains(&hash) || fresh.contains_key(&hash) {
                     repeats += 1;
-                    return Ok(());
+                    return Ok(Some(used));
                 }
                 line.push(b'\n');
                 spill.write(&line).kind(Kind::Output, || {
@@ -355,7 +358,16 @@ impl Run<'_> {
                     )
                 })?;
                 fresh.insert(hash, ts.unwrap_or(now));
-                Ok(())
+                // A page holds at most `limit` records by contract. Past that, keep only the
+                // versions that can outlive the page whatever comes next (those within a second
+                // of its newest last_seen), so memory depends on `limit`, not on the page.
+                if fresh.len() > bound {
+                    let floor = facts.top.unwrap_or(i64::MIN).saturating_sub(1000);
+                    fresh.retain(|_, &mut t| t >= floor);
+                    oversized = true;
+                    bound = bound.max(fresh.len() * 2);
+                }
+                Ok(Some(used))
             };
             let mut spent = false;
             let (st, today) = (&mut self.st, &self.today);
@@ -390,7 +402,13 @@ impl Run<'_> {
                 (recent.iter().filter(|&&(t, _)| t > since).count()
                     + fresh.values().filter(|&&t| t > since).count()) as u64
             });
-            let printed = fresh.len();
+            if oversized && page.has_more && next.order != state::Order::Ascending {
+                log::warn(&format!(
+                    "the server sent {} records in a page of limit {}; only the newest were remembered, so a few repeats are possible on the next pages",
+                    page.count, cfg.limit
+                ));
+            }
+            let printed = index as usize - invalid - repeats;
             // Versions below the new since can never be served again: not worth remembering.
             self.st.recent.extend(
                 fresh
@@ -731,7 +749,14 @@ fn check(cfg: &Config) -> Result<()> {
         limit: 1,
         ..cfg.clone()
     };
-    match rest::fetch(&client, &probe, &api_key, &cur, || Ok(()), |_, _| Ok(()))? {
+    match rest::fetch(
+        &client,
+        &probe,
+        &api_key,
+        &cur,
+        || Ok(()),
+        |rest, eof| page::value_len(rest, eof).map_err(rest::element_error),
+    )? {
         Fetched::Page(p) => say(format!(
             "API: OK, the key is accepted at {}; {} IOCs match since {}",
             cfg.base_url,

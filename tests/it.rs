@@ -1156,3 +1156,28 @@ fn taxii_objects_map_to_events() {
     );
     assert!(out.has_level("INFO", "identity=1"), "{}", out.stderr);
 }
+
+#[test]
+fn an_oversized_page_is_printed_whole_with_bounded_memory() {
+    let (srv, feed) = api::start(feed_with(0), None);
+    let env = api_env(&srv);
+    let recs: Vec<Value> = (0..3000)
+        .map(|i| json!({"id": format!("o{i}"), "type": "ipv4", "value": format!("10.1.{}.{}", i / 250, i % 250),
+                        "last_seen": api::ts(1_790_000_000_000 + i as i64 * 1000)}))
+        .collect();
+    feed.lock().unwrap().faults.push_back(Fault::Records(recs));
+    let out = env.run(&["--limit", "100"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: std::collections::HashSet<String> = out
+        .events()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3000);
+    assert_eq!(out.events().len(), 3000);
+    let remembered = env.state("default")["recent"].as_array().unwrap().len();
+    assert!(
+        remembered <= 2,
+        "only the newest second is remembered: {remembered}"
+    );
+}

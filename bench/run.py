@@ -152,7 +152,7 @@ def idle_case():
         d = tempfile.mkdtemp(dir=work)
         shutil.copy(os.path.join(template, "default.json"), d)
         return [BIN, "--base-url", f"{base}/n100", "--state-dir", d]
-    return {"socdefenders-iocs": ours}
+    return {"socdefenders-iocs": ours, "/bin/true (process start floor)": lambda: ["/bin/true"]}
 
 
 def run_case(cmds):

@@ -242,12 +242,12 @@ impl Run<'_> {
     /// Prints the versions not printed before, flushes, and only then remembers them.
     /// Returns (printed, repeats).
     fn print(&mut self, entries: Vec<Entry>) -> Result<(usize, usize)> {
-        let seen = self.st.seen_set();
+        let mut seen = self.st.seen_set();
         let mut spill = Spill::new(&self.cfg.state_dir);
         let mut fresh: Vec<(i64, u64)> = Vec::new();
         let mut repeats = 0;
         for e in entries {
-            if seen.contains(&e.hash) || fresh.iter().any(|&(_, h)| h == e.hash) {
+            if !seen.insert(e.hash) {
                 repeats += 1;
                 continue;
             }

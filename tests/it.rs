@@ -1181,3 +1181,41 @@ fn an_oversized_page_is_printed_whole_with_bounded_memory() {
         "only the newest second is remembered: {remembered}"
     );
 }
+
+#[test]
+fn every_setting_is_documented_in_the_spec_and_the_readme() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let spec =
+        std::fs::read_to_string(format!("{root}/app/README/socdefenders.conf.spec")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let shipped = std::fs::read_to_string(format!("{root}/default/socdefenders.conf")).unwrap();
+    for s in socdefenders_iocs::config::SETTINGS
+        .iter()
+        .filter(|s| s.key != "input")
+    {
+        assert!(
+            spec.lines()
+                .any(|l| l.starts_with(&format!("{} = ", s.key))),
+            "{} missing from the .conf.spec",
+            s.key
+        );
+        assert!(
+            readme.contains(&format!("| `{}` |", s.key)),
+            "{} missing from the README settings table",
+            s.key
+        );
+    }
+    // The shipped file itself is valid for the program: every key it sets is a known setting.
+    for line in shipped
+        .lines()
+        .filter(|l| l.contains(" = ") && !l.starts_with('#'))
+    {
+        let key = line.split(" = ").next().unwrap().trim();
+        assert!(
+            socdefenders_iocs::config::SETTINGS
+                .iter()
+                .any(|s| s.key == key),
+            "{key}"
+        );
+    }
+}

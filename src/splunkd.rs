@@ -380,14 +380,39 @@ fn prompt(label: &str, secret: bool) -> Result<String> {
     let v = if secret {
         rpassword::prompt_password(label)
     } else {
-        eprint!("{label}");
-        let mut s = String::new();
-        std::io::stdin().read_line(&mut s).map(|_| s)
+        read_tty_line(label)
     };
     let v = v.kind(Kind::Config, || {
         "store-key needs a terminal to prompt on".into()
     })?;
     Ok(v.trim().to_string())
+}
+
+/// Reads one echoed line from the terminal itself, a byte at a time: a buffered reader would
+/// swallow the lines after it (a pasted password) before the no-echo prompt reads them.
+fn read_tty_line(label: &str) -> std::io::Result<String> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    tty.write_all(label.as_bytes())?;
+    tty.flush()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match tty.read(&mut byte)? {
+            0 if line.is_empty() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "no input",
+                ));
+            }
+            0 => break,
+            _ if byte[0] == b'\n' => break,
+            _ => line.push(byte[0]),
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Interactive: asks for the key and a Splunk admin's credentials, then creates or updates

@@ -1219,3 +1219,70 @@ fn every_setting_is_documented_in_the_spec_and_the_readme() {
         );
     }
 }
+
+/// `store-key` prompts on a terminal (the key without echo); driven here through a real
+/// pseudo-terminal with util-linux `script`. A second store updates the existing credential.
+#[test]
+fn store_key_creates_then_updates_the_credential() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        panic!("util-linux script is needed for this test (Debian package bsdutils)");
+    }
+    let ca = util::tls::Ca::new("SplunkCommonCA");
+    let created = std::sync::Arc::new(std::sync::Mutex::new(false));
+    let c2 = created.clone();
+    let server = Server::start(
+        Some(ca.server("SplunkServerDefaultCert", &[])),
+        std::sync::Arc::new(move |req: &api::Request| {
+            let basic = format!("Basic {}", b64("admin:changeme"));
+            if req.headers.get("authorization") != Some(&basic) {
+                return api::json_reply(401, &json!({"messages": [{"text": "unauthorized"}]}));
+            }
+            let mut done = c2.lock().unwrap();
+            if req.path == "/servicesNS/nobody/TA-socdefenders/storage/passwords" && !*done {
+                *done = true;
+                api::json_reply(201, &json!({"entry": []}))
+            } else if req.path == "/servicesNS/nobody/TA-socdefenders/storage/passwords" {
+                api::json_reply(409, &json!({"messages": [{"text": "exists"}]}))
+            } else {
+                api::json_reply(200, &json!({"entry": []}))
+            }
+        }),
+    );
+    let mut env = Env::new();
+    env.unset("SOCDEFENDERS_API_KEY");
+    let home = env.dir.path().join("splunk");
+    std::fs::create_dir_all(home.join("etc/auth")).unwrap();
+    std::fs::write(home.join("etc/auth/cacert.pem"), &ca.pem).unwrap();
+    env.set("SPLUNK_HOME", home.to_str().unwrap());
+    env.set(
+        "SOCDEFENDERS_SPLUNKD_URL",
+        &format!("https://127.0.0.1:{}", server.port),
+    );
+    let bin = env!("CARGO_BIN_EXE_socdefenders-iocs");
+    for round in 0..2 {
+        env.stdin = Some(b"sk_test_STORED0001\nadmin\nchangeme\n".to_vec());
+        let out = util::run_bin(
+            "/usr/bin/script".as_ref(),
+            &["-q", "-e", "-c", &format!("{bin} store-key"), "/dev/null"],
+            &env,
+        );
+        assert_eq!(out.code, 0, "round {round}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("Stored the key"), "{}", out.stdout);
+    }
+    let reqs = server.requests.lock().unwrap();
+    let forms: Vec<String> = reqs
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(
+        forms[0],
+        "name=api_key&password=sk_test_STORED0001&realm=TA-socdefenders"
+    );
+    assert_eq!(
+        reqs[2].path,
+        "/servicesNS/nobody/TA-socdefenders/storage/passwords/TA-socdefenders:api_key:"
+    );
+    assert_eq!(forms[2], "password=sk_test_STORED0001");
+    assert_eq!(reqs.len(), 3);
+}

@@ -331,15 +331,15 @@ impl<'a> Raw<'a> {
     }
 
     /// Same as [`identity`] for a parsed record.
-    pub fn identity(&self) -> String {
+    pub fn identity(&self) -> Cow<'a, str> {
         match self.get("id") {
-            Some(v) if v.get().starts_with('"') => self.str("id").unwrap_or_default().into_owned(),
-            Some(v) if v.get() != "null" => v.get().to_string(),
-            _ => format!(
+            Some(v) if v.get().starts_with('"') => self.str("id").unwrap_or_default(),
+            Some(v) if v.get() != "null" => Cow::Borrowed(v.get()),
+            _ => Cow::Owned(format!(
                 "{}:{}",
                 self.str("type").unwrap_or_default(),
                 self.str("value").unwrap_or_default()
-            ),
+            )),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What each command does: one run of the input, `check`, `state show|reset`, `store-key`,
 //! `--print-config`. Printing, flushing, then saving the checkpoint happens here, in that order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -190,6 +191,12 @@ struct Entry {
     lines: Vec<u8>,
 }
 
+/// A record to print: its own bytes (the fast path) or its parsed form.
+enum Body<'a> {
+    Raw(event::Raw<'a>),
+    Parsed(&'a serde_json::Map<String, Value>),
+}
+
 /// How a failed fetch ends the run.
 enum Stop {
     /// The daily budget ran out: the run ends quietly.
@@ -301,7 +308,6 @@ impl Run<'_> {
             };
             let (mut index, mut repeats, mut invalid) = (0u64, 0usize, 0usize);
             let mut spill = Spill::new(&cfg.state_dir);
-            let mut line = Vec::with_capacity(1024);
             let mut replaced = false;
             let sink = |rest: &[u8], eof: bool| -> Result<Option<usize>> {
                 let Some((element, used)) = event::next_element(rest, eof, cfg.max_field_bytes)
@@ -310,22 +316,22 @@ impl Run<'_> {
                     return Ok(None);
                 };
                 index += 1;
-                line.clear();
                 // The usual record is printed from its bytes; anything unusual is parsed.
-                let (identity, seen_raw) = match element {
-                    event::Element::Plain(raw) => {
-                        raw.encode_into(&mut line);
-                        let seen = raw.str("last_seen").unwrap_or_default().into_owned();
-                        (raw.identity(), seen)
-                    }
+                let parsed;
+                let (identity, seen_raw, body) = match element {
+                    event::Element::Plain(raw) => (
+                        raw.identity(),
+                        raw.str("last_seen").unwrap_or_default(),
+                        Body::Raw(raw),
+                    ),
                     event::Element::Other(bytes) => {
-                        let rec = page::parse_element(bytes, &mut replaced)
+                        parsed = page::parse_element(bytes, &mut replaced)
                             .map_err(rest::element_error)?;
-                        let obj = match event::validate(&rec) {
+                        let obj = match event::validate(&parsed) {
                             Ok(o) => o,
                             Err(why) => {
                                 invalid += 1;
-                                let id = rec
+                                let id = parsed
                                     .get("id")
                                     .map(|v| v.to_string())
                                     .unwrap_or_else(|| "none".into());
@@ -338,9 +344,12 @@ impl Run<'_> {
                                 return Ok(Some(used));
                             }
                         };
-                        event::encode_into(obj, cfg.max_field_bytes, &mut line);
                         let seen = obj.get("last_seen").and_then(Value::as_str).unwrap_or("");
-                        (event::identity(obj), seen.to_string())
+                        (
+                            Cow::Owned(event::identity(obj)),
+                            Cow::Borrowed(seen),
+                            Body::Parsed(obj),
+                        )
                     }
                 };
                 let ts = timeutil::parse_ms(&seen_raw);
@@ -350,13 +359,20 @@ impl Run<'_> {
                     repeats += 1;
                     return Ok(Some(used));
                 }
-                line.push(b'\n');
-                spill.write(&line).kind(Kind::Output, || {
-                    format!(
-                        "cannot hold the page's events in {}: check free space; nothing was printed",
-                        cfg.state_dir.display()
-                    )
-                })?;
+                spill
+                    .append(|out| {
+                        match body {
+                            Body::Raw(raw) => raw.encode_into(out),
+                            Body::Parsed(obj) => event::encode_into(obj, cfg.max_field_bytes, out),
+                        }
+                        out.push(b'\n');
+                    })
+                    .kind(Kind::Output, || {
+                        format!(
+                            "cannot hold the page's events in {}: check free space; nothing was printed",
+                            cfg.state_dir.display()
+                        )
+                    })?;
                 fresh.insert(hash, ts.unwrap_or(now));
                 // A page holds at most `limit` records by contract. Past that, keep only the
                 // versions that can outlive the page whatever comes next (those within a second

@@ -26,6 +26,21 @@ impl Spill {
         }
     }
 
+    /// Lets `f` append to the buffer directly (no intermediate copy), then spills if the
+    /// buffer went over the cap.
+    pub fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        f(&mut self.buf);
+        if self.buf.len() > MEMORY_CAP {
+            let f = match &mut self.file {
+                Some(f) => f,
+                None => self.file.insert(temp_file(&self.dir)?),
+            };
+            f.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.buf.len() + bytes.len() > MEMORY_CAP {
             let f = match &mut self.file {
@@ -94,6 +109,11 @@ mod tests {
         want.extend_from_slice(&big);
         s.write(b"end\n").unwrap();
         want.extend_from_slice(b"end\n");
+        for i in 0..40_000u32 {
+            s.append(|b| b.extend_from_slice(format!("[{i}]\n").as_bytes()))
+                .unwrap();
+            want.extend_from_slice(format!("[{i}]\n").as_bytes());
+        }
         let mut out = Vec::new();
         s.finish(&mut out).unwrap();
         assert_eq!(out, want);

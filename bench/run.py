@@ -126,7 +126,7 @@ def taxii_case():
              "last_success": None,
              "taxii": {"added_after": "2020-01-01T00:00:00.000000Z",
                        "objects_url": f"{base}/taxii/collections/c1/objects/",
-                       "resolved_from": fp, "collection_title": "c1"}}
+                       "resolved_from": fp, "collection_title": "c1", "behind_runs": 0}}
     json.dump(state, open(os.path.join(template, "default.json"), "w"))
     url = f"{base}/taxii/collections/c1/objects/"
 

@@ -588,11 +588,13 @@ impl Run<'_> {
             if stuck {
                 extra += 1;
             }
+            let behind_runs = self.st.taxii.as_ref().map_or(0, |t| t.behind_runs);
             self.st.taxii = Some(taxii::TaxiiCursor {
                 added_after: added_after.clone(),
                 objects_url: objects_url.clone(),
                 resolved_from: fingerprint.clone(),
                 collection_title: title.clone(),
+                behind_runs,
             });
             let after_ms = timeutil::parse_ms(&added_after).unwrap_or(0);
             self.forget_before(after_ms - 1000);
@@ -615,9 +617,11 @@ impl Run<'_> {
             ));
             self.save()?;
             if !page.more {
+                self.set_behind(false)?;
                 break;
             }
             if (pages >= cfg.max_pages && !stuck) || extra > GROUP_EXTRA_PAGES {
+                self.set_behind(true)?;
                 break;
             }
             match page.next {
@@ -629,6 +633,26 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Counts runs that end with objects still waiting, and warns when it keeps happening:
+    /// TAXII gives no totals, so this is the backlog signal.
+    fn set_behind(&mut self, behind: bool) -> Result<()> {
+        let cfg = self.cfg;
+        let Some(t) = self.st.taxii.as_mut() else {
+            return Ok(());
+        };
+        t.behind_runs = if behind { t.behind_runs + 1 } else { 0 };
+        if t.behind_runs >= 3 {
+            log::warn(&format!(
+                "the collection keeps growing faster than it is read: {} runs in a row ended with objects still waiting, and each run reads at most {} (limit {} x max_pages {}). Raise max_pages or shorten the interval",
+                t.behind_runs,
+                u64::from(cfg.limit) * u64::from(cfg.max_pages),
+                cfg.limit,
+                cfg.max_pages
+            ));
+        }
+        self.save()
     }
 
     fn discover(&mut self, client: &Client, api_key: &Secret) -> Result<(String, String)> {

@@ -39,6 +39,10 @@ pub struct TaxiiCursor {
     pub resolved_from: String,
     /// Title of the collection, for the events' `collection` field.
     pub collection_title: String,
+    /// Consecutive runs that ended with objects still waiting (a backlog that one run per
+    /// interval does not drain).
+    #[serde(default)]
+    pub behind_runs: u32,
 }
 
 /// One page of objects.

@@ -1286,3 +1286,24 @@ fn store_key_creates_then_updates_the_credential() {
     assert_eq!(forms[2], "password=sk_test_STORED0001");
     assert_eq!(reqs.len(), 3);
 }
+
+#[test]
+fn taxii_backlog_that_keeps_growing_is_warned() {
+    let mut t = Taxii::new();
+    for k in 0..10 {
+        t.add("soc-defenders-all", ip_indicators(k * 3, 3));
+    }
+    let (srv, _t) = tx::start(t);
+    let env = taxii_env(&srv, "All IOCs");
+    let mut warned = Vec::new();
+    for _ in 0..4 {
+        let out = env.run(&["--limit", "3", "--max-pages", "1"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        warned.push(out.has_level("WARN", "keeps growing faster than it is read"));
+    }
+    assert_eq!(warned, vec![false, false, true, true]);
+    // Once a run drains it, the count starts over.
+    let out = env.run(&["--limit", "1000"]);
+    assert!(!out.has_level("WARN", "keeps growing"));
+    assert_eq!(env.state("default")["taxii"]["behind_runs"], 0);
+}

@@ -552,3 +552,243 @@ mod tests {
         assert_eq!(identity(v.as_object().unwrap()), "ipv4:1.1.1.1");
     }
 }
+
+/// Differential test of the whole hot path against plain serde_json on random pages.
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use crate::page;
+    use std::io::Read;
+
+    /// xorshift64*: deterministic, no crate needed.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The page's whitespace style: 0 compact (as APIs send), 1 spaces and tabs only (still
+    /// printable as is), 2 only `\n`, 3 only `\r` (both must leave the fast path), 4 mixed.
+    static STYLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    fn ws(r: &mut Rng) -> &'static str {
+        let pick = r.below(4) as usize;
+        match STYLE.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => "",
+            1 => ["", " ", "\t", "  "][pick],
+            2 => ["", "", "\n", ""][pick],
+            3 => ["", "", "\r", ""][pick],
+            _ => ["", " ", "\n", "\r\n  "][pick],
+        }
+    }
+
+    /// No raw line break and no U+2028/U+2029 in a printed line, byte by byte.
+    fn one_line(line: &[u8]) -> bool {
+        !line.contains(&b'\n')
+            && !line.contains(&b'\r')
+            && !line
+                .windows(3)
+                .any(|w| w == [0xE2, 0x80, 0xA8] || w == [0xE2, 0x80, 0xA9])
+    }
+
+    fn string(r: &mut Rng) -> String {
+        // U+2028 only on some pages, so pages without it reach the fast path with U+2013
+        let with_2028 = STYLE.load(std::sync::atomic::Ordering::Relaxed) % 2 == 1;
+        let sep = if with_2028 { "\u{2028}" } else { "\u{2013}" };
+        let pieces = [
+            "a",
+            "Z9",
+            "-",
+            " ",
+            "é",
+            "日本",
+            sep,
+            "\u{2029}\u{2013}",
+            "\"",
+            "\\",
+            "/",
+            "\n",
+            "\t",
+            "\u{0}",
+            "\u{1F600}",
+            "x".repeat(40).leak(),
+        ];
+        let n = r.below(6);
+        let raw: String = (0..n)
+            .map(|_| pieces[r.below(pieces.len() as u64) as usize])
+            .collect();
+        let json = serde_json::to_string(&raw).unwrap();
+        // sometimes escape a plain letter too, as some servers do
+        if r.below(5) == 0 {
+            json.replacen('a', "\\u0061", 1)
+        } else {
+            json
+        }
+    }
+
+    fn value(r: &mut Rng, depth: u32) -> String {
+        match if depth > 2 { r.below(4) } else { r.below(7) } {
+            0 => string(r),
+            1 => ["0", "-12", "3.5e2", "1E-3", "12345678901234"][r.below(5) as usize].to_string(),
+            2 => ["true", "false", "null"][r.below(3) as usize].to_string(),
+            3 => string(r),
+            4 | 5 => {
+                let n = r.below(4);
+                let items: Vec<String> = (0..n)
+                    .map(|_| format!("{}{}{}", ws(r), value(r, depth + 1), ws(r)))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => object(r, depth + 1, false),
+        }
+    }
+
+    fn object(r: &mut Rng, depth: u32, record: bool) -> String {
+        let mut members = Vec::new();
+        if record && r.below(10) != 0 {
+            members.push(format!(
+                "\"type\":{}",
+                if r.below(12) == 0 {
+                    "4".into()
+                } else {
+                    string(r)
+                }
+            ));
+            members.push(format!("\"value\":{}", string(r)));
+            members.push(format!("\"id\":{}", string(r)));
+            members.push(format!(
+                "\"last_seen\":\"2026-11-2{}T00:00:0{}Z\"",
+                r.below(8),
+                r.below(10)
+            ));
+        }
+        for _ in 0..r.below(4) {
+            let key = if r.below(8) == 0 {
+                "\"type\"".to_string()
+            } else {
+                string(r)
+            };
+            members.push(format!("{key}{}:{}{}", ws(r), ws(r), value(r, depth)));
+        }
+        let n = members.len();
+        for i in 0..n {
+            let j = r.below(n as u64) as usize;
+            members.swap(i, j);
+        }
+        format!(
+            "{{{}}}",
+            members
+                .iter()
+                .map(|m| format!("{}{m}{}", ws(r), ws(r)))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    }
+
+    struct Chunks<'a>(&'a [u8], Rng);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = (1 + self.1.below(300) as usize)
+                .min(self.0.len())
+                .min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// What the general path prints for a record (None: skipped as invalid).
+    fn reference(v: &Value) -> Option<Value> {
+        let obj = validate(v).ok()?;
+        Some(serde_json::from_slice(&encode(obj, 8192)).unwrap())
+    }
+
+    #[test]
+    fn streaming_fast_path_matches_serde_and_the_general_path() {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut plain_seen = 0;
+        for case in 0..400 {
+            STYLE.store(case % 5, std::sync::atomic::Ordering::Relaxed);
+            let n = r.below(12);
+            let elements: Vec<String> = (0..n)
+                .map(|_| {
+                    if r.below(10) == 0 {
+                        value(&mut r, 1)
+                    } else {
+                        object(&mut r, 0, true)
+                    }
+                })
+                .collect();
+            let body = format!(
+                "{}{{\"meta\":{{\"total\":{n}}},{}\"data\"{}:{}[{}]{}}}{}",
+                ws(&mut r),
+                ws(&mut r),
+                ws(&mut r),
+                ws(&mut r),
+                elements
+                    .iter()
+                    .map(|e| format!("{}{e}{}", ws(&mut r), ws(&mut r)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ws(&mut r),
+                ws(&mut r)
+            );
+            let whole: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("case {case}: generator made bad JSON ({e}): {body}"));
+            let want: Vec<Option<Value>> = whole["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(reference)
+                .collect();
+
+            let mut got = Vec::new();
+            let sum = page::stream(
+                Chunks(body.as_bytes(), Rng(case + 1)),
+                u64::MAX,
+                |rest, eof| {
+                    let Some((el, used)) =
+                        next_element(rest, eof, 8192).map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    else {
+                        return Ok(None);
+                    };
+                    got.push(match el {
+                        Element::Plain(raw) => {
+                            plain_seen += 1;
+                            let mut line = Vec::new();
+                            raw.encode_into(&mut line);
+                            assert!(
+                                one_line(&line),
+                                "case {case}: {}",
+                                String::from_utf8_lossy(&line)
+                            );
+                            Some(serde_json::from_slice(&line).unwrap())
+                        }
+                        Element::Other(bytes) => {
+                            let v = page::parse_element(bytes, &mut false).unwrap();
+                            if let Ok(obj) = validate(&v) {
+                                assert!(one_line(&encode(obj, 8192)), "case {case}");
+                            }
+                            reference(&v)
+                        }
+                    });
+                    Ok(Some(used))
+                },
+            )
+            .unwrap_or_else(|e| panic!("case {case}: {e:?}\n{body}"));
+            assert_eq!(sum.count, n, "case {case}");
+            assert_eq!(got, want, "case {case}\n{body}");
+        }
+        assert!(
+            plain_seen > 100,
+            "the fast path was exercised ({plain_seen})"
+        );
+    }
+}

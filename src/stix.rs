@@ -766,19 +766,22 @@ fn indicator_events(
         return Ok(vec![base]);
     };
     let n = values.len();
-    Ok(values
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ty, v))| {
-            let mut e = base.clone();
-            e.insert("type".into(), json!(ty));
-            e.insert("value".into(), json!(v));
-            if n > 1 {
-                e.insert("id".into(), json!(format!("{id}#{i}")));
-            }
-            e
-        })
-        .collect())
+    let mut events = Vec::with_capacity(n);
+    for (i, (ty, v)) in values.into_iter().enumerate() {
+        // The last value takes the base itself; only earlier ones need a copy.
+        let mut e = if i + 1 == n {
+            std::mem::take(&mut base)
+        } else {
+            base.clone()
+        };
+        e.insert("type".into(), json!(ty));
+        e.insert("value".into(), json!(v));
+        if n > 1 {
+            e.insert("id".into(), json!(format!("{id}#{i}")));
+        }
+        events.push(e);
+    }
+    Ok(events)
 }
 
 #[cfg(test)]

@@ -107,19 +107,6 @@ fn walk(desc: bool, inclusive: bool, per_second: usize) {
         let out = env.run(&["--limit", "7", "--max-pages", "2"]);
         assert_eq!(out.code, 0, "run {run}: {}", out.stderr);
         let ev = out.events();
-        if std::env::var_os("WALK_DEBUG").is_some() {
-            eprintln!(
-                "run {run}: {:?}\n{}",
-                ev.iter()
-                    .map(|e| format!(
-                        "{}@{}",
-                        &e["id"].as_str().unwrap()[33..],
-                        &e["last_seen"].as_str().unwrap()[11..19]
-                    ))
-                    .collect::<Vec<_>>(),
-                out.stderr
-            );
-        }
         for e in &ev {
             let k = (
                 e["id"].as_str().unwrap().to_string(),

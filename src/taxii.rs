@@ -18,13 +18,12 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::config::{Config, TaxiiAuth};
 use crate::error::{Kind, fail};
 use crate::http::{self, Client, Response};
 use crate::key::Secret;
+use crate::timeutil;
 
 pub const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 
@@ -344,22 +343,8 @@ pub enum FetchedPage {
 
 /// A timestamp one microsecond earlier, in RFC 3339 with microseconds.
 pub fn just_before(ts: &str) -> Option<String> {
-    let t = OffsetDateTime::parse(ts.trim(), &Rfc3339).ok()? - time::Duration::microseconds(1);
-    let t = t.to_offset(time::UtcOffset::UTC);
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    ))
-}
-
-fn instant(ts: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(ts.trim(), &Rfc3339).ok()
+    let t = timeutil::parse(ts)? - time::Duration::microseconds(1);
+    Some(timeutil::format_us(t))
 }
 
 /// Where the checkpoint goes after a page: just before the page's last `date_added`, but
@@ -367,7 +352,7 @@ fn instant(ts: &str) -> Option<OffsetDateTime> {
 pub fn next_added_after(current: &str, date_added_last: Option<&str>) -> Option<String> {
     let last = date_added_last?;
     let candidate = just_before(last)?;
-    match (instant(&candidate), instant(current)) {
+    match (timeutil::parse(&candidate), timeutil::parse(current)) {
         (Some(c), Some(cur)) if c > cur => Some(candidate),
         (Some(_), None) => Some(candidate),
         _ => None,

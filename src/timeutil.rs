@@ -25,7 +25,21 @@ pub fn from_ms(ms: i64) -> OffsetDateTime {
 /// Formats as RFC 3339 in UTC with `Z`, with milliseconds only when they are not zero.
 pub fn format_ms(ms: i64) -> String {
     let t = from_ms(ms);
-    let base = format!(
+    match t.millisecond() {
+        0 => format!("{}Z", to_seconds(t)),
+        m => format!("{}.{m:03}Z", to_seconds(t)),
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, as TAXII servers write `date_added`.
+pub fn format_us(t: OffsetDateTime) -> String {
+    format!("{}.{:06}Z", to_seconds(t), t.microsecond())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` in UTC.
+fn to_seconds(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         t.year(),
         u8::from(t.month()),
@@ -33,11 +47,7 @@ pub fn format_ms(ms: i64) -> String {
         t.hour(),
         t.minute(),
         t.second()
-    );
-    match t.millisecond() {
-        0 => format!("{base}Z"),
-        m => format!("{base}.{m:03}Z"),
-    }
+    )
 }
 
 pub fn now_ms() -> i64 {
@@ -61,5 +71,7 @@ mod tests {
         assert_eq!(parse_ms("2026-05-16T12:20:30+02:00"), Some(ms));
         assert_eq!(parse_ms("2026-05-16"), None);
         assert_eq!(utc_day(ms), "2026-05-16");
+        let t = parse("2026-05-16T12:20:30.000042+02:00").unwrap();
+        assert_eq!(format_us(t), "2026-05-16T10:20:30.000042Z");
     }
 }

@@ -2,7 +2,7 @@
 //! `--print-config`. Printing, flushing, then saving the checkpoint happens here, in that order.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use anyhow::Result;
@@ -88,14 +88,14 @@ fn key_source_without_network(cfg: &Config) -> Result<Option<(Secret, String)>> 
     Ok(None)
 }
 
+const STDOUT_FAILED: &str =
+    "cannot write to stdout (closed pipe or full disk); the checkpoint was not advanced";
+
 fn write_out(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .kind(Kind::Output, || {
-            "cannot write to stdout (closed pipe or full disk); the checkpoint was not advanced"
-                .into()
-        })
+        .kind(Kind::Output, || STDOUT_FAILED.into())
 }
 
 fn client(cfg: &Config) -> Result<Client> {
@@ -184,11 +184,40 @@ struct Run<'a> {
     today: String,
 }
 
-/// One thing to print: the version it is (hash), its time for the memory, and its lines.
-struct Entry {
-    hash: u64,
-    ts: i64,
-    lines: Vec<u8>,
+/// The output of one page. A version printed before (remembered in the checkpoint, or earlier
+/// in this page) is skipped; the others are encoded into the spill, which reaches stdout only in
+/// [`Run::publish`], and are remembered only after that ([`Run::remember`]).
+struct PageOut {
+    seen: HashSet<u64, state::PassThrough>,
+    /// This page's printed versions: hash -> last_seen (or date_added group), epoch ms.
+    fresh: HashMap<u64, i64, state::PassThrough>,
+    spill: Spill,
+    printed: usize,
+    repeats: usize,
+}
+
+impl PageOut {
+    fn new(st: &State, dir: &std::path::Path) -> PageOut {
+        PageOut {
+            seen: st.seen_set(),
+            fresh: HashMap::default(),
+            spill: Spill::new(dir),
+            printed: 0,
+            repeats: 0,
+        }
+    }
+
+    /// Prints the version `hash` (at time `ts`) with `encode`, unless it was printed before.
+    fn offer(&mut self, hash: u64, ts: i64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
+        if self.seen.contains(&hash) || self.fresh.contains_key(&hash) {
+            self.repeats += 1;
+            return Ok(());
+        }
+        self.spill.append(encode)?;
+        self.fresh.insert(hash, ts);
+        self.printed += 1;
+        Ok(())
+    }
 }
 
 /// A record to print: its own bytes (the fast path) or its parsed form.
@@ -246,30 +275,15 @@ impl Run<'_> {
         )
     }
 
-    /// Prints the versions not printed before, flushes, and only then remembers them.
-    /// Returns (printed, repeats).
-    fn print(&mut self, entries: Vec<Entry>) -> Result<(usize, usize)> {
-        let mut seen = self.st.seen_set();
-        let mut spill = Spill::new(&self.cfg.state_dir);
-        let mut fresh: Vec<(i64, u64)> = Vec::new();
-        let mut repeats = 0;
-        for e in entries {
-            if !seen.insert(e.hash) {
-                repeats += 1;
-                continue;
-            }
-            spill.write(&e.lines).kind(Kind::Output, || {
-                "cannot hold the page's events: check free space; nothing was printed".into()
-            })?;
-            fresh.push((e.ts, e.hash));
-        }
-        self.publish(spill)?;
-        let printed = fresh.len();
-        self.st.recent.extend(fresh);
-        Ok((printed, repeats))
-    }
-
-    fn forget_before(&mut self, since_ms: i64) {
+    /// Remembers the versions a published page printed that can still be served again (at or
+    /// after `since_ms`), and forgets older ones.
+    fn remember(&mut self, fresh: HashMap<u64, i64, state::PassThrough>, since_ms: i64) {
+        self.st.recent.extend(
+            fresh
+                .into_iter()
+                .filter(|&(_, t)| t >= since_ms)
+                .map(|(h, t)| (t, h)),
+        );
         let forgotten = self.st.prune(since_ms);
         if forgotten > 0 {
             log::warn(&format!(
@@ -297,17 +311,14 @@ impl Run<'_> {
         }
         for _ in 0..cfg.max_pages {
             let cur = self.st.cursor.clone().unwrap_or_else(|| first_cursor(cfg));
-            let seen = self.st.seen_set();
-            // This page's versions: hash -> last_seen (for the memory and the cursor).
-            let mut fresh: HashMap<u64, i64, state::PassThrough> = HashMap::default();
+            let mut out = PageOut::new(&self.st, &cfg.state_dir);
             let mut bound = (cfg.limit as usize).max(1024);
             let mut oversized = false;
             let mut facts = PageFacts {
                 limit: cfg.limit,
                 ..PageFacts::default()
             };
-            let (mut index, mut repeats, mut invalid) = (0u64, 0usize, 0usize);
-            let mut spill = Spill::new(&cfg.state_dir);
+            let (mut index, mut invalid) = (0u64, 0usize);
             let mut replaced = false;
             let sink = |rest: &[u8], eof: bool| -> Result<Option<usize>> {
                 let Some((element, used)) = event::next_element(rest, eof, cfg.max_field_bytes)
@@ -355,33 +366,21 @@ impl Run<'_> {
                 let ts = timeutil::parse_ms(&seen_raw);
                 facts.saw(ts);
                 let hash = state::version_hash(&identity, &seen_raw);
-                if seen.contains(&hash) || fresh.contains_key(&hash) {
-                    repeats += 1;
-                    return Ok(Some(used));
-                }
-                spill
-                    .append(|out| {
-                        match body {
-                            Body::Raw(raw) => raw.encode_into(out),
-                            Body::Parsed(obj) => event::encode_into(obj, cfg.max_field_bytes, out),
-                        }
-                        out.push(b'\n');
-                    })
-                    .kind(Kind::Output, || {
-                        format!(
-                            "cannot hold the page's events in {}: check free space; nothing was printed",
-                            cfg.state_dir.display()
-                        )
-                    })?;
-                fresh.insert(hash, ts.unwrap_or(now));
+                out.offer(hash, ts.unwrap_or(now), |buf| {
+                    match body {
+                        Body::Raw(raw) => raw.encode_into(buf),
+                        Body::Parsed(obj) => event::encode_into(obj, cfg.max_field_bytes, buf),
+                    }
+                    buf.push(b'\n');
+                })?;
                 // A page holds at most `limit` records by contract. Past that, keep only the
                 // versions that can outlive the page whatever comes next (those within a second
                 // of its newest last_seen), so memory depends on `limit`, not on the page.
-                if fresh.len() > bound {
+                if out.fresh.len() > bound {
                     let floor = facts.top.unwrap_or(i64::MIN).saturating_sub(1000);
-                    fresh.retain(|_, &mut t| t >= floor);
+                    out.fresh.retain(|_, &mut t| t >= floor);
                     oversized = true;
-                    bound = bound.max(fresh.len() * 2);
+                    bound = bound.max(out.fresh.len() * 2);
                 }
                 Ok(Some(used))
             };
@@ -410,6 +409,13 @@ impl Run<'_> {
                     "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
                 );
             }
+            let PageOut {
+                spill,
+                fresh,
+                printed,
+                repeats,
+                ..
+            } = out;
             self.publish(spill)?;
             facts.len = page.count;
             facts.has_more = page.has_more;
@@ -424,15 +430,7 @@ impl Run<'_> {
                     page.count, cfg.limit
                 ));
             }
-            let printed = index as usize - invalid - repeats;
-            // Versions below the new since can never be served again: not worth remembering.
-            self.st.recent.extend(
-                fresh
-                    .into_iter()
-                    .filter(|&(_, t)| t >= next.since_ms)
-                    .map(|(h, t)| (t, h)),
-            );
-            self.forget_before(next.since_ms);
+            self.remember(fresh, next.since_ms);
             let backlog = page
                 .total
                 .map(|t| t.saturating_sub(cur.offset + page.count));
@@ -468,10 +466,9 @@ impl Run<'_> {
     /// Copies a complete page's output to stdout; only then may the checkpoint move.
     fn publish(&mut self, spill: Spill) -> Result<()> {
         let mut out = std::io::stdout().lock();
-        spill.finish(&mut out).kind(Kind::Output, || {
-            "cannot write to stdout (closed pipe or full disk); the checkpoint was not advanced"
-                .into()
-        })?;
+        spill
+            .finish(&mut out)
+            .kind(Kind::Output, || STDOUT_FAILED.into())?;
         if std::env::var_os("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT").is_some() {
             // Test hook: dies like a killed process between printing and saving.
             std::process::abort();
@@ -485,8 +482,7 @@ impl Run<'_> {
         const GROUP_EXTRA_PAGES: u32 = 100;
         let cfg = self.cfg;
         let fingerprint = cfg.filter_fingerprint();
-        let since = taxii::just_before(&timeutil::format_ms(timeutil::to_ms(cfg.since) + 1))
-            .expect("a formatted timestamp parses");
+        let since = timeutil::format_us(cfg.since);
         let known = self
             .st
             .taxii
@@ -551,20 +547,23 @@ impl Run<'_> {
                 .as_deref()
                 .and_then(timeutil::parse_ms)
                 .unwrap_or(now);
-            let mut entries = Vec::new();
+            let mut out = PageOut::new(&self.st, &cfg.state_dir);
             for (id, version, events) in &conv.objects {
-                let mut lines = Vec::new();
-                for e in events {
-                    lines.extend_from_slice(&event::encode(e, cfg.max_field_bytes));
-                    lines.push(b'\n');
-                }
-                entries.push(Entry {
-                    hash: state::version_hash(id, version),
-                    ts: group_ms,
-                    lines,
-                });
+                out.offer(state::version_hash(id, version), group_ms, |buf| {
+                    for e in events {
+                        event::encode_into(e, cfg.max_field_bytes, buf);
+                        buf.push(b'\n');
+                    }
+                })?;
             }
-            let (printed, repeats) = self.print(entries)?;
+            let PageOut {
+                spill,
+                fresh,
+                printed,
+                repeats,
+                ..
+            } = out;
+            self.publish(spill)?;
             let moved = taxii::next_added_after(&added_after, page.date_added_last.as_deref());
             let stuck = moved.is_none() && page.more;
             if let Some(m) = moved {
@@ -596,8 +595,10 @@ impl Run<'_> {
                 collection_title: title.clone(),
                 behind_runs,
             });
+            // Objects are remembered at their page's last date_added, which the cursor stays
+            // just below; a second of slack covers the millisecond rounding.
             let after_ms = timeutil::parse_ms(&added_after).unwrap_or(0);
-            self.forget_before(after_ms - 1000);
+            self.remember(fresh, after_ms - 1000);
             self.st.last_success = Some(timeutil::format_ms(now));
             let skipped: usize = conv.skipped.values().sum();
             let mut kinds: Vec<_> = conv
@@ -781,10 +782,7 @@ fn check(cfg: &Config) -> Result<()> {
             "all checks passed: enable the input in Settings > Data inputs > Scripts".into(),
         );
     }
-    let cur = Cursor {
-        offset: 0,
-        ..first_cursor(cfg)
-    };
+    let cur = first_cursor(cfg);
     let probe = Config {
         limit: 1,
         ..cfg.clone()

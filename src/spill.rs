@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::error::{Kind, KindExt};
+
 /// Bytes kept in memory before spilling to disk.
 pub const MEMORY_CAP: usize = 256 * 1024;
 
@@ -26,35 +28,27 @@ impl Spill {
         }
     }
 
-    /// Lets `f` append to the buffer directly (no intermediate copy), then spills if the
-    /// buffer went over the cap.
-    pub fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+    /// Lets `f` append to the buffer directly (no intermediate copy), then spills to the file
+    /// if the buffer went over the cap.
+    pub fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> anyhow::Result<()> {
         f(&mut self.buf);
-        if self.buf.len() > MEMORY_CAP {
-            let f = match &mut self.file {
+        if self.buf.len() <= MEMORY_CAP {
+            return Ok(());
+        }
+        let spilled = (|| -> io::Result<()> {
+            let file = match &mut self.file {
                 Some(f) => f,
                 None => self.file.insert(temp_file(&self.dir)?),
             };
-            f.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.buf.len() + bytes.len() > MEMORY_CAP {
-            let f = match &mut self.file {
-                Some(f) => f,
-                None => self.file.insert(temp_file(&self.dir)?),
-            };
-            f.write_all(&self.buf)?;
-            self.buf.clear();
-            if bytes.len() > MEMORY_CAP {
-                return f.write_all(bytes);
-            }
-        }
-        self.buf.extend_from_slice(bytes);
-        Ok(())
+            file.write_all(&self.buf)
+        })();
+        self.buf.clear();
+        spilled.kind(Kind::Output, || {
+            format!(
+                "cannot hold the page's events in {}: check free space; nothing was printed",
+                self.dir.display()
+            )
+        })
     }
 
     /// Copies everything, in order, to `out` and flushes it.
@@ -101,13 +95,13 @@ mod tests {
         let mut want = Vec::new();
         for i in 0..50_000u32 {
             let line = format!("{{\"n\":{i}}}\n");
-            s.write(line.as_bytes()).unwrap();
+            s.append(|b| b.extend_from_slice(line.as_bytes())).unwrap();
             want.extend_from_slice(line.as_bytes());
         }
         let big = vec![b'x'; MEMORY_CAP * 2];
-        s.write(&big).unwrap();
+        s.append(|b| b.extend_from_slice(&big)).unwrap();
         want.extend_from_slice(&big);
-        s.write(b"end\n").unwrap();
+        s.append(|b| b.extend_from_slice(b"end\n")).unwrap();
         want.extend_from_slice(b"end\n");
         for i in 0..40_000u32 {
             s.append(|b| b.extend_from_slice(format!("[{i}]\n").as_bytes()))

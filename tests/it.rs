@@ -1053,7 +1053,12 @@ fn taxii_collections_are_discovered_by_id_or_title() {
         e["msg"]
     );
     let env = taxii_env(&srv, "ips ONLY");
-    assert_eq!(env.run(&[]).code, 0);
+    assert_eq!(env.run(&["--since", "2026-01-02T03:04:05Z"]).code, 0);
+    // a first run asks for exactly what was added after `since`
+    assert_eq!(
+        srv.last().query["added_after"],
+        "2026-01-02T03:04:05.000000Z"
+    );
     assert!(
         srv.last()
             .path

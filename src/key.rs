@@ -126,29 +126,33 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The API key and a description of where it came from (never the key itself).
-pub fn resolve(cfg: &Config) -> Result<(Secret, String)> {
+/// The key from the command line, the environment or a key file, in that order; `None` when
+/// none of them is set (the key must then come from Splunk's secret store). Touches neither
+/// stdin nor splunkd.
+pub fn resolve_local(cfg: &Config) -> Result<Option<(Secret, String)>> {
     let file_from_cli = cfg
         .api_key_file
         .as_ref()
         .filter(|(_, src)| *src == Source::Option);
     if let Some((path, _)) = file_from_cli {
-        return Ok((
-            from_file(path)?,
-            format!("--api-key-file {}", path.display()),
-        ));
+        let from = format!("--api-key-file {}", path.display());
+        return Ok(Some((from_file(path)?, from)));
     }
     if let Ok(v) = std::env::var("SOCDEFENDERS_API_KEY") {
-        return Ok((
-            check_key(&v, "SOCDEFENDERS_API_KEY")?,
-            "environment SOCDEFENDERS_API_KEY".into(),
-        ));
+        let key = check_key(&v, "SOCDEFENDERS_API_KEY")?;
+        return Ok(Some((key, "environment SOCDEFENDERS_API_KEY".into())));
     }
     if let Some((path, src)) = &cfg.api_key_file {
-        return Ok((
-            from_file(path)?,
-            format!("api_key_file {} ({src})", path.display()),
-        ));
+        let from = format!("api_key_file {} ({src})", path.display());
+        return Ok(Some((from_file(path)?, from)));
+    }
+    Ok(None)
+}
+
+/// The API key and a description of where it came from (never the key itself).
+pub fn resolve(cfg: &Config) -> Result<(Secret, String)> {
+    if let Some(found) = resolve_local(cfg)? {
+        return Ok(found);
     }
     match session_token() {
         Some(token) => {

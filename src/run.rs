@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, StateAction};
-use crate::config::{self, Config, Source, SourceKind};
+use crate::config::{self, Config, SourceKind};
 use crate::error::{Kind, KindExt, fail};
 use crate::http::Client;
 use crate::key::{self, Secret};
@@ -55,7 +55,7 @@ fn print_config(cfg: &Config) -> Result<()> {
         timeutil::format_ms(timeutil::to_ms(cfg.since)),
         cfg.daily_budget
     ));
-    let key_line = match key_source_without_network(cfg) {
+    let key_line = match key::resolve_local(cfg) {
         Ok(Some((k, from))) => format!("api_key = {}    # {from}\n", k.masked()),
         Ok(None) => format!(
             "api_key = (from Splunk's secret store at run time: realm {}, username {})\n",
@@ -73,19 +73,6 @@ fn mask_userinfo(url: &str) -> String {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
         _ => url.to_string(),
     }
-}
-
-/// The key from the environment or a file, without touching stdin or splunkd.
-fn key_source_without_network(cfg: &Config) -> Result<Option<(Secret, String)>> {
-    let from_cli = cfg
-        .api_key_file
-        .as_ref()
-        .is_some_and(|(_, s)| *s == Source::Option);
-    if from_cli || std::env::var_os("SOCDEFENDERS_API_KEY").is_some() || cfg.api_key_file.is_some()
-    {
-        return key::resolve(cfg).map(Some);
-    }
-    Ok(None)
 }
 
 const STDOUT_FAILED: &str =

@@ -72,13 +72,6 @@ pub fn identity(obj: &Map<String, Value>) -> String {
     }
 }
 
-/// Encodes one record as a line (no newline), key fields first, strings capped.
-pub fn encode(obj: &Map<String, Value>, max_field_bytes: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    encode_into(obj, max_field_bytes, &mut out);
-    out
-}
-
 /// Appends one record as a line (no newline) to `out`, writing straight from the parsed
 /// record: no copy of it is built, which matters at 10,000 records a page.
 pub fn encode_into(obj: &Map<String, Value>, max_field_bytes: usize, out: &mut Vec<u8>) {
@@ -411,6 +404,13 @@ impl serde_json::ser::Formatter for LineFormatter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Encodes one record as a line (no newline), key fields first, strings capped.
+    pub(super) fn encode(obj: &Map<String, Value>, max_field_bytes: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        encode_into(obj, max_field_bytes, &mut out);
+        out
+    }
     use serde_json::json;
 
     fn enc(v: Value) -> (Vec<u8>, Value) {
@@ -559,6 +559,7 @@ mod differential {
     use super::*;
     use crate::page;
     use std::io::Read;
+    use tests::encode;
 
     /// xorshift64*: deterministic, no crate needed.
     struct Rng(u64);

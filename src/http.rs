@@ -16,7 +16,6 @@ use crate::error::{Kind, KindExt, fail};
 /// A response read in full, within the body cap.
 pub struct Response {
     pub status: u16,
-    pub content_type: String,
     pub body: Vec<u8>,
     /// Headers the callers care about, lower-cased names.
     pub headers: Vec<(String, String)>,
@@ -185,15 +184,9 @@ impl Client {
             .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
-        let content_type = headers
-            .iter()
-            .find(|(k, _)| k == "content-type")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
         let body = resp.body_mut().with_config().limit(limit).read_to_vec()?;
         Ok(Response {
             status,
-            content_type,
             body,
             headers,
         })

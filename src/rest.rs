@@ -60,7 +60,7 @@ pub fn url(cfg: &Config, cur: &Cursor) -> String {
 }
 
 /// The auth header for the API.
-pub fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
+fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
     match cfg.auth_header {
         AuthHeader::Bearer => ("Authorization", format!("Bearer {}", key.expose())),
         AuthHeader::XApiKey => ("X-API-Key", key.expose().to_string()),
@@ -312,7 +312,6 @@ mod tests {
     fn retry_after_wins_then_reset_then_a_minute() {
         let mk = |h: Vec<(&str, &str)>| Response {
             status: 429,
-            content_type: String::new(),
             body: vec![],
             headers: h.into_iter().map(|(a, b)| (a.into(), b.into())).collect(),
         };

@@ -54,7 +54,7 @@ pub struct Page {
     pub bundle: bool,
 }
 
-pub fn auth(cfg: &Config, key: &Secret) -> String {
+fn auth(cfg: &Config, key: &Secret) -> String {
     match cfg.taxii_auth {
         TaxiiAuth::Basic => format!(
             "Basic {}",
@@ -117,7 +117,10 @@ fn check_status(resp: &Response, what: &str, url: &str) -> Result<()> {
 
 /// A TAXII response body must be TAXII 2.1 JSON: a media type naming another version is an error.
 fn check_media(resp: &Response, url: &str) -> Result<()> {
-    let ct = resp.content_type.to_ascii_lowercase();
+    let ct = resp
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if let Some(v) = ct
         .split(';')
         .find_map(|p| p.trim().strip_prefix("version="))

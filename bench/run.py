@@ -99,60 +99,57 @@ def measure(argv, out):
     return wall / 1000.0, (user + sys_) / 1000.0, rss / 1024.0
 
 
-def rest_case(n):
-    url = f"{base}/n{n}/api/v1/iocs"
+def state(**fields):
+    """A checkpoint as the binary writes it, with some fields set."""
+    st = {"version": 1, "input": "default", "filters": "", "cursor": None, "recent": [],
+          "not_before_ms": None, "budget_day": "", "budget_used": 0, "backlog": None,
+          "last_success": None}
+    st.update(fields)
+    return st
 
-    def ours():
-        d = tempfile.mkdtemp(dir=work)
-        return [BIN, "--base-url", f"{base}/n{n}", "--state-dir", d, "--since", "2020-01-01T00:00:00Z",
-                "--tier", "pro", "--limit", "10000", "--max-body-bytes", str(1 << 30)]
+
+def state_dir(checkpoint=None):
+    """A fresh state dir for one run (outside the measurement), seeded if asked."""
+    d = tempfile.mkdtemp(dir=work)
+    if checkpoint:
+        json.dump(checkpoint, open(os.path.join(d, "default.json"), "w"))
+    return d
+
+
+def versus(ours, url, jq_filter):
+    """Our run against the guide's curl | jq and the curl transfer floor, on the same URL."""
     return {
         "socdefenders-iocs": ours,
-        "curl | jq -c '.data[]'": lambda: ["/bin/sh", "-c", f"curl -s '{url}' | jq -c '.data[]'"],
+        f"curl | jq -c '{jq_filter}'": lambda: ["/bin/sh", "-c", f"curl -s '{url}' | jq -c '{jq_filter}'"],
         "curl -o /dev/null (floor)": lambda: ["curl", "-s", url, "-o", "/dev/null"],
     }
+
+
+def rest_case(n):
+    return versus(lambda: [BIN, "--base-url", f"{base}/n{n}", "--state-dir", state_dir(),
+                           "--since", "2020-01-01T00:00:00Z", "--tier", "pro", "--limit", "10000",
+                           "--max-body-bytes", str(1 << 30)],
+                  f"{base}/n{n}/api/v1/iocs", ".data[]")
 
 
 def taxii_case():
-    template = tempfile.mkdtemp(dir=work)
-    args = ["--source", "taxii", "--taxii-url", f"{base}/taxii/", "--collection", "c1",
-            "--since", "2020-01-01T00:00:00Z", "--tier", "pro"]
     # The objects URL is normally discovered and then cached in the checkpoint; seed the cache
     # so every measured run does exactly one objects request, as a steady-state run does.
+    url = f"{base}/taxii/collections/c1/objects/"
     fp = (f"source=Taxii taxii_url={base}/taxii/ collection=c1 base_url=https://socdefenders.ai "
           f"type= confidence= category= industry=")
-    state = {"version": 1, "input": "default", "filters": fp, "cursor": None, "recent": [],
-             "not_before_ms": None, "budget_day": "", "budget_used": 0, "backlog": None,
-             "last_success": None,
-             "taxii": {"added_after": "2020-01-01T00:00:00.000000Z",
-                       "objects_url": f"{base}/taxii/collections/c1/objects/",
-                       "resolved_from": fp, "collection_title": "c1", "behind_runs": 0}}
-    json.dump(state, open(os.path.join(template, "default.json"), "w"))
-    url = f"{base}/taxii/collections/c1/objects/"
-
-    def ours():
-        d = tempfile.mkdtemp(dir=work)
-        shutil.copy(os.path.join(template, "default.json"), d)
-        return [BIN, "--state-dir", d] + args
-    return {
-        "socdefenders-iocs": ours,
-        "curl | jq -c '.objects[]'": lambda: ["/bin/sh", "-c", f"curl -s '{url}' | jq -c '.objects[]'"],
-        "curl -o /dev/null (floor)": lambda: ["curl", "-s", url, "-o", "/dev/null"],
-    }
+    seeded = state(filters=fp, taxii={"added_after": "2020-01-01T00:00:00.000000Z", "objects_url": url,
+                                      "resolved_from": fp, "collection_title": "c1", "behind_runs": 0})
+    return versus(lambda: [BIN, "--state-dir", state_dir(seeded), "--source", "taxii",
+                           "--taxii-url", f"{base}/taxii/", "--collection", "c1",
+                           "--since", "2020-01-01T00:00:00Z", "--tier", "pro"],
+                  url, ".objects[]")
 
 
 def idle_case():
-    template = tempfile.mkdtemp(dir=work)
-    state = {"version": 1, "input": "default", "filters": "", "cursor": None, "recent": [],
-             "not_before_ms": 4102444800000, "budget_day": "", "budget_used": 0, "backlog": None,
-             "last_success": None}
-    json.dump(state, open(os.path.join(template, "default.json"), "w"))
-
-    def ours():
-        d = tempfile.mkdtemp(dir=work)
-        shutil.copy(os.path.join(template, "default.json"), d)
-        return [BIN, "--base-url", f"{base}/n100", "--state-dir", d]
-    return {"socdefenders-iocs": ours, "/bin/true (process start floor)": lambda: ["/bin/true"]}
+    paused = state(not_before_ms=4102444800000)
+    return {"socdefenders-iocs": lambda: [BIN, "--base-url", f"{base}/n100", "--state-dir", state_dir(paused)],
+            "/bin/true (process start floor)": lambda: ["/bin/true"]}
 
 
 def run_case(cmds):

@@ -256,22 +256,9 @@ pub struct Feed {
     pub next_id: usize,
 }
 
+/// The REST API's timestamps: RFC 3339 UTC, whole seconds.
 pub fn ts(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn parse_ts(s: &str) -> i64 {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+    super::utc(ms.div_euclid(1000) * 1_000_000, false)
 }
 
 const TYPES: &[(&str, &str)] = &[
@@ -424,7 +411,10 @@ impl Feed {
 
     fn page(&mut self, req: &Request, base: &str) -> Reply {
         let q = &req.query;
-        let since = q.get("since").map(|s| parse_ts(s)).unwrap_or(i64::MIN);
+        let since = q
+            .get("since")
+            .map(|s| super::parse_us(s) / 1000)
+            .unwrap_or(i64::MIN);
         let limit: usize = q
             .get("limit")
             .and_then(|v| v.parse().ok())

@@ -26,23 +26,9 @@ pub struct Taxii {
     pub answer_version: Option<&'static str>,
 }
 
+/// TAXII's timestamps: RFC 3339 UTC with microseconds.
 pub fn ts_us(us: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
-
-fn parse_us(s: &str) -> i64 {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
-    (t.unix_timestamp_nanos() / 1000) as i64
+    super::utc(us, true)
 }
 
 impl Taxii {
@@ -147,7 +133,7 @@ impl Taxii {
                 let after = req
                     .query
                     .get("added_after")
-                    .map(|s| parse_us(s))
+                    .map(|s| super::parse_us(s))
                     .unwrap_or(i64::MIN);
                 let limit: usize = req
                     .query

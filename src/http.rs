@@ -327,6 +327,32 @@ pub fn origin(url: &str) -> Option<String> {
     Some(format!("{}://{}", rest.0, host.to_ascii_lowercase()))
 }
 
+/// An `Authorization: Basic` value; the password never appears anywhere else.
+pub fn basic_auth(user: &str, password: &crate::key::Secret) -> String {
+    format!(
+        "Basic {}",
+        base64(format!("{user}:{}", password.expose()).as_bytes())
+    )
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Percent-encodes a query value.
 pub fn enc(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
@@ -352,6 +378,13 @@ mod tests {
         );
         assert_ne!(origin("https://a.example/x"), origin("https://b.example/x"));
         assert_eq!(origin("ftp://x"), None);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::{Kind, KindExt, fail};
+use crate::http;
 use crate::key::Secret;
 
 /// The storage/passwords realm of our credential.
@@ -139,7 +140,7 @@ fn tls_config(cfg: &Config, t: &Target) -> Result<Arc<rustls::ClientConfig>> {
             "cannot verify splunkd's certificate: SPLUNK_HOME is not set and splunkd_ca_file is not configured",
         )
     })?;
-    let certs = crate::http::read_ca_file(&path, "splunkd_ca_file").map_err(|e| {
+    let certs = http::read_ca_file(&path, "splunkd_ca_file").map_err(|e| {
         e.context(crate::error::Failure {
             kind: Kind::Splunkd,
             msg: format!(
@@ -314,15 +315,11 @@ fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
     Some((status, body))
 }
 
-fn form_enc(v: &str) -> String {
-    crate::http::enc(v)
-}
-
 fn entity_path(user: &str) -> String {
     format!(
         "/servicesNS/nobody/{APP}/storage/passwords/{}:{}:",
-        form_enc(REALM),
-        form_enc(user)
+        http::enc(REALM),
+        http::enc(user)
     )
 }
 
@@ -431,20 +428,17 @@ pub fn store_key(cfg: &Config) -> Result<()> {
     }
     let user = prompt("Splunk admin username: ", false)?;
     let pass = Secret::new(prompt("Splunk password (not echoed): ", true)?);
-    let basic = format!(
-        "Basic {}",
-        base64(format!("{user}:{}", pass.expose()).as_bytes())
-    );
+    let basic = http::basic_auth(&user, &pass);
     let create = format!(
         "name={}&password={}&realm={}",
-        form_enc(&cfg.credential),
-        form_enc(key.expose()),
-        form_enc(REALM)
+        http::enc(&cfg.credential),
+        http::enc(key.expose()),
+        http::enc(REALM)
     );
     let base = format!("/servicesNS/nobody/{APP}/storage/passwords?output_mode=json");
     let (mut status, _) = request(cfg, "POST", &base, &basic, Some(&create))?;
     if status == 409 {
-        let update = format!("password={}", form_enc(key.expose()));
+        let update = format!("password={}", http::enc(key.expose()));
         let path = format!("{}?output_mode=json", entity_path(&cfg.credential));
         status = request(cfg, "POST", &path, &basic, Some(&update))?.0;
     }
@@ -471,24 +465,6 @@ pub fn store_key(cfg: &Config) -> Result<()> {
     }
 }
 
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,12 +486,5 @@ mod tests {
         let r = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nhiXX";
         assert_eq!(parse_response(r), Some((404, b"hi".to_vec())));
         assert_eq!(parse_response(b"garbage"), None);
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 }

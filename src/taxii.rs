@@ -56,10 +56,7 @@ pub struct Page {
 
 fn auth(cfg: &Config, key: &Secret) -> String {
     match cfg.taxii_auth {
-        TaxiiAuth::Basic => format!(
-            "Basic {}",
-            crate::splunkd::base64(format!("{}:{}", cfg.taxii_user, key.expose()).as_bytes())
-        ),
+        TaxiiAuth::Basic => http::basic_auth(&cfg.taxii_user, key),
         TaxiiAuth::Bearer => format!("Bearer {}", key.expose()),
     }
 }

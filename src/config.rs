@@ -509,7 +509,7 @@ fn build(input: String, origins: Vec<(&'static str, String, Source)>) -> Result<
             None => {
                 return Err(fail(
                     Kind::Config,
-                    "no state directory: SPLUNK_HOME is not set and state_dir is not configured; set --state-dir or state_dir in socdefenders.conf",
+                    "no state directory: SPLUNK_HOME is not set and state_dir is not configured; for a manual run use $SPLUNK_HOME/bin/splunk cmd <this program>, or set --state-dir or state_dir in socdefenders.conf",
                 ));
             }
         },

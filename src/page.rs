@@ -4,8 +4,8 @@
 //! of the buffer; the sink parses one element from its start (serde finds where it ends in the
 //! same pass) and says how many bytes it took, or that the element is not complete yet, and
 //! then the next chunk is read. Top-level keys, `meta` and `links` are delimited by a small
-//! byte scanner. Memory is one read buffer plus the largest element, whatever the page size.
-//! Consumed bytes are dropped between values.
+//! byte scanner. Memory is one read buffer plus the largest element, whatever the page size:
+//! consumed bytes are dropped before each read.
 //!
 //! The sink decides what to do with a record; the caller keeps the page's output aside until
 //! [`stream`] returns `Ok`, so a body that turns out malformed halfway prints nothing.
@@ -42,7 +42,9 @@ pub enum Error {
 
 struct Input<R> {
     r: R,
+    /// Storage, zeroed once when it grows and then reused: `buf[..filled]` holds body bytes.
     buf: Vec<u8>,
+    filled: usize,
     /// Next unread byte in `buf`.
     pos: usize,
     eof: bool,
@@ -56,14 +58,20 @@ impl<R: Read> Input<R> {
         if self.eof {
             return Ok(false);
         }
-        let old = self.buf.len();
-        self.buf.resize(old + CHUNK, 0);
+        if self.buf.len() - self.filled < CHUNK {
+            // Move the unread tail (at most one partial element) to the front first.
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.pos = 0;
+            if self.buf.len() - self.filled < CHUNK {
+                self.buf.resize(self.filled + CHUNK, 0);
+            }
+        }
         let n = loop {
-            match self.r.read(&mut self.buf[old..]) {
+            match self.r.read(&mut self.buf[self.filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.buf.truncate(old);
                     return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
                         Error::Truncated
                     } else {
@@ -72,7 +80,7 @@ impl<R: Read> Input<R> {
                 }
             }
         };
-        self.buf.truncate(old + n);
+        self.filled += n;
         self.total += n as u64;
         if self.total > self.limit {
             return Err(Error::TooLarge);
@@ -83,18 +91,14 @@ impl<R: Read> Input<R> {
         Ok(n > 0)
     }
 
-    /// Drops consumed bytes; only called between values.
-    fn compact(&mut self) {
-        if self.pos > CHUNK {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.pos..self.filled]
     }
 
     /// The next non-whitespace byte, not consumed; `None` at end of body.
     fn peek(&mut self) -> Result<Option<u8>, Error> {
         loop {
-            while self.pos < self.buf.len() {
+            while self.pos < self.filled {
                 let b = self.buf[self.pos];
                 if b.is_ascii_whitespace() {
                     self.pos += 1;
@@ -129,10 +133,10 @@ impl<R: Read> Input<R> {
             return Err(Error::Truncated);
         }
         loop {
-            if let Some(n) = value_len(&self.buf[self.pos..], self.eof)? {
+            if let Some(n) = value_len(self.unread(), self.eof)? {
                 return Ok(self.pos + n);
             }
-            if !self.fill()? && value_len(&self.buf[self.pos..], true)?.is_none() {
+            if !self.fill()? && value_len(self.unread(), true)?.is_none() {
                 return Err(Error::Truncated);
             }
         }
@@ -223,7 +227,8 @@ pub fn stream<R: Read>(
 ) -> Result<Summary, Error> {
     let mut inp = Input {
         r,
-        buf: Vec::with_capacity(CHUNK * 2),
+        buf: Vec::new(),
+        filled: 0,
         pos: 0,
         eof: false,
         total: 0,
@@ -240,7 +245,6 @@ pub fn stream<R: Read>(
         inp.pos += 1;
     } else {
         loop {
-            inp.compact();
             let end = match inp.peek()? {
                 Some(b'"') => inp.scan_value()?,
                 Some(_) => return Err(Error::Malformed("expected a key".into())),
@@ -261,12 +265,11 @@ pub fn stream<R: Read>(
                     inp.pos += 1;
                 } else {
                     loop {
-                        inp.compact();
                         if inp.peek()?.is_none() {
                             return Err(Error::Truncated);
                         }
                         loop {
-                            match sink(&inp.buf[inp.pos..], inp.eof).map_err(Error::Sink)? {
+                            match sink(inp.unread(), inp.eof).map_err(Error::Sink)? {
                                 Some(n) => {
                                     inp.pos += n;
                                     break;

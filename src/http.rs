@@ -148,6 +148,11 @@ impl Client {
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(20))))
             .user_agent(concat!("socdefenders-iocs/", env!("CARGO_PKG_VERSION")))
+            // ureq zeroes both buffers per connection (and per TLS or proxy layer). Requests
+            // are one short GET, so 16 KiB of output is ample; 64 KiB of input is the most a
+            // response head may take (max_response_header_size) and a good read size.
+            .output_buffer_size(16 * 1024)
+            .input_buffer_size(64 * 1024)
             .proxy(proxy)
             .tls_config(tls)
             .build()

@@ -454,7 +454,8 @@ impl Run<'_> {
     fn publish(&mut self, spill: Spill) -> Result<()> {
         let mut out = std::io::stdout().lock();
         spill
-            .finish(&mut out)
+            .complete()?
+            .copy_to(&mut out)
             .kind(Kind::Output, || STDOUT_FAILED.into())?;
         if std::env::var_os("SOCDEFENDERS_TEST_CRASH_AFTER_PRINT").is_some() {
             // Test hook: dies like a killed process between printing and saving.

@@ -3,59 +3,134 @@
 //! Lines collect in memory up to a cap, then move to an unlinked temporary file in the state
 //! directory, so memory stays flat whatever the page size. Only when the page parsed to the
 //! end is everything copied to stdout; a page that fails halfway prints nothing.
+//!
+//! The file is written by a thread of its own, so copying a full buffer into the page cache
+//! overlaps with decoding the next records (on a 10,000-IOC page that copy is about a fifth of
+//! the run). A full buffer is handed over only when the writer is free, so two buffers exist:
+//! one filling, one being written; a written buffer comes back for reuse.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use crate::error::{Kind, KindExt};
 
-/// Bytes kept in memory before spilling to disk.
-pub const MEMORY_CAP: usize = 256 * 1024;
+/// Bytes kept in memory before a buffer goes to the spill file.
+pub const MEMORY_CAP: usize = 64 * 1024;
 
 pub struct Spill {
     buf: Vec<u8>,
-    file: Option<File>,
+    writer: Option<Writer>,
     dir: PathBuf,
+}
+
+struct Writer {
+    full: SyncSender<Vec<u8>>,
+    empty: Receiver<Vec<u8>>,
+    done: JoinHandle<io::Result<File>>,
+}
+
+impl Writer {
+    fn start(mut file: File) -> io::Result<Writer> {
+        let (full, full_rx) = sync_channel::<Vec<u8>>(0);
+        let (empty_tx, empty) = sync_channel(2);
+        let done = std::thread::Builder::new()
+            .name("spill".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for mut buf in full_rx {
+                    file.write_all(&buf)?;
+                    buf.clear();
+                    let _ = empty_tx.try_send(buf);
+                }
+                Ok(file)
+            })?;
+        Ok(Writer { full, empty, done })
+    }
+
+    /// Waits for every buffer to be written and returns the file, or the first write error.
+    fn close(self) -> io::Result<File> {
+        drop(self.full);
+        self.done
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the spill writer panicked")))
+    }
+}
+
+/// A complete page's output: the spill file (if the page needed one), then the buffer.
+pub struct Output {
+    file: Option<File>,
+    buf: Vec<u8>,
 }
 
 impl Spill {
     pub fn new(dir: &Path) -> Spill {
         Spill {
-            buf: Vec::with_capacity(16 * 1024),
-            file: None,
+            // Reserved, not touched: memory grows only as lines arrive.
+            buf: Vec::with_capacity(2 * MEMORY_CAP),
+            writer: None,
             dir: dir.to_path_buf(),
         }
     }
 
-    /// Lets `f` append to the buffer directly (no intermediate copy), then spills to the file
-    /// if the buffer went over the cap.
+    /// Lets `f` append to the buffer directly (no intermediate copy), then hands the buffer to
+    /// the spill file's writer if it went over the cap.
     pub fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> anyhow::Result<()> {
         f(&mut self.buf);
         if self.buf.len() <= MEMORY_CAP {
             return Ok(());
         }
-        let spilled = (|| -> io::Result<()> {
-            let file = match &mut self.file {
-                Some(f) => f,
-                None => self.file.insert(temp_file(&self.dir)?),
+        let sent = (|| -> io::Result<()> {
+            let writer = match &mut self.writer {
+                Some(w) => w,
+                None => self.writer.insert(Writer::start(temp_file(&self.dir)?)?),
             };
-            file.write_all(&self.buf)
+            let next = writer
+                .empty
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(2 * MEMORY_CAP));
+            if writer
+                .full
+                .send(std::mem::replace(&mut self.buf, next))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            // The writer stopped: its error says why.
+            match self.writer.take().map(Writer::close) {
+                Some(Err(e)) => Err(e),
+                _ => Err(io::Error::other("the spill writer stopped")),
+            }
         })();
-        self.buf.clear();
-        spilled.kind(Kind::Output, || {
-            format!(
-                "cannot hold the page's events in {}: check free space; nothing was printed",
-                self.dir.display()
-            )
+        sent.kind(Kind::Output, || self.no_room())
+    }
+
+    /// Waits until everything is in the spill file; the page's output is then ready to copy.
+    pub fn complete(mut self) -> anyhow::Result<Output> {
+        let file = self.writer.take().map(Writer::close).transpose();
+        let file = file.kind(Kind::Output, || self.no_room())?;
+        Ok(Output {
+            file,
+            buf: self.buf,
         })
     }
 
+    fn no_room(&self) -> String {
+        format!(
+            "cannot hold the page's events in {}: check free space; nothing was printed",
+            self.dir.display()
+        )
+    }
+}
+
+impl Output {
     /// Copies everything, in order, to `out` and flushes it.
-    pub fn finish(mut self, out: &mut impl Write) -> io::Result<()> {
-        if let Some(f) = &mut self.file {
+    pub fn copy_to(self, out: &mut impl Write) -> io::Result<()> {
+        if let Some(mut f) = self.file {
             f.seek(SeekFrom::Start(0))?;
-            io::copy(f, out)?;
+            io::copy(&mut f, out)?;
         }
         out.write_all(&self.buf)?;
         out.flush()
@@ -109,8 +184,33 @@ mod tests {
             want.extend_from_slice(format!("[{i}]\n").as_bytes());
         }
         let mut out = Vec::new();
-        s.finish(&mut out).unwrap();
+        s.complete().unwrap().copy_to(&mut out).unwrap();
         assert_eq!(out, want);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_in_the_writer_thread_reaches_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"").unwrap();
+        // A file opened for reading only: every write the writer thread tries fails.
+        let file = File::open(&path).unwrap();
+        let mut s = Spill::new(dir.path());
+        s.writer = Some(Writer::start(file).unwrap());
+        let line = vec![b'x'; 1000];
+        let mut failed = None;
+        for _ in 0..(MEMORY_CAP / 1000 + 1) * 4 {
+            if let Err(e) = s.append(|b| b.extend_from_slice(&line)) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = match failed {
+            Some(e) => e,
+            None => s.complete().err().expect("the page must not complete"),
+        };
+        assert_eq!(crate::error::kind_of(&err), Some(Kind::Output));
+        assert!(format!("{err:#}").contains("check free space"), "{err:#}");
     }
 }

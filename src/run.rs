@@ -365,7 +365,11 @@ impl Run<'_> {
                 // of its newest last_seen), so memory depends on `limit`, not on the page.
                 if out.fresh.len() > bound {
                     let floor = facts.top.unwrap_or(i64::MIN).saturating_sub(1000);
-                    out.fresh.retain(|_, &mut t| t >= floor);
+                    // Rebuilt rather than `retain`ed: the tombstones retain leaves would make
+                    // the table double on the next refills instead of reusing its space.
+                    let kept: Vec<(u64, i64)> =
+                        out.fresh.drain().filter(|&(_, t)| t >= floor).collect();
+                    out.fresh.extend(kept);
                     oversized = true;
                     bound = bound.max(out.fresh.len() * 2);
                 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod key;
 pub mod log;
 pub mod page;
+pub mod readahead;
 pub mod rest;
 pub mod run;
 pub mod spill;

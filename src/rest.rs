@@ -12,6 +12,7 @@ use crate::error::{Kind, fail};
 use crate::http::{self, Client, Response, Sent};
 use crate::key::Secret;
 use crate::page;
+use crate::readahead::ReadAhead;
 use crate::state::Cursor;
 use crate::timeutil;
 
@@ -105,7 +106,7 @@ pub fn fetch(
     if content_type.contains("html") {
         return Err(html_error(&content_type));
     }
-    let body = resp.into_body().into_reader();
+    let body = ReadAhead::new(resp.into_body().into_reader());
     let sum = match page::stream(body, client.max_body(), sink) {
         Ok(sum) => sum,
         Err(page::Error::Io(e)) => return Err(client.describe_io(e, what)),

@@ -343,6 +343,7 @@ fn bad_bodies_print_nothing_and_keep_the_checkpoint() {
         (Fault::Malformed, "JSON"),
         (Fault::Html200, "HTML"),
         (Fault::Truncated, ""),
+        (Fault::TruncatedLarge(900_000), ""),
         (Fault::Huge(2_000_000), "max_body_bytes"),
     ] {
         feed.lock().unwrap().faults.push_back(fault);

@@ -226,6 +226,9 @@ pub enum Fault {
     Html200,
     Malformed,
     Truncated,
+    /// About this many bytes of valid records, then the connection closes short of the
+    /// Content-Length it announced (past the size where the body is read ahead on a thread).
+    TruncatedLarge(usize),
     Huge(usize),
     Slow(Duration),
     Redirect(String),
@@ -385,6 +388,16 @@ impl Feed {
                 Fault::Malformed => return Reply::Raw(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"data\":[{\"type\":\"ip\"}".to_vec()),
                 Fault::Truncated => {
                     return Reply::Raw(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"data\":[{\"type\":\"ipv4\",\"value\":\"1.2.3.4\"},".to_vec());
+                }
+                Fault::TruncatedLarge(n) => {
+                    let rec = br#"{"id":"t","type":"ipv4","value":"192.0.2.1","last_seen":"2026-01-01T00:00:00Z"},"#;
+                    let mut body = b"{\"data\":[".to_vec();
+                    while body.len() < n {
+                        body.extend_from_slice(rec);
+                    }
+                    let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len() + 1000).into_bytes();
+                    raw.extend_from_slice(&body);
+                    return Reply::Raw(raw);
                 }
                 Fault::Huge(n) => {
                     let mut body = b"{\"data\":[{\"type\":\"url\",\"value\":\"".to_vec();

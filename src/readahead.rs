@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Bytes read directly before the rest is read ahead.
 pub const AFTER: u64 = 256 * 1024;
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 32 * 1024;
 
 /// A chunk: a buffer and how many of its bytes hold data (none: end of body).
 type Chunk = io::Result<(Vec<u8>, usize)>;

@@ -92,6 +92,11 @@ os.environ.update({"PATH": "/usr/bin:/bin", "SOCDEFENDERS_API_KEY": KEY,
 
 
 def measure(argv, out):
+    # Each run starts with nothing waiting for writeback: earlier runs' output (68 MB for the
+    # largest page) would otherwise be flushed during later runs, and a state dir created just
+    # before would make the checkpoint's fdatasync also persist that new directory (in steady
+    # state the state dir has existed since the first run).
+    os.sync()
     res = subprocess.run([MEASURE, out, "--"] + argv, capture_output=True, text=True, check=True)
     wall, user, sys_, rss, status = (int(x) for x in res.stdout.split())
     if status != 0:
@@ -192,7 +197,8 @@ for title, cmds in cases:
         med = statistics.median(walls)
         vs_floor = f"{med / floor:.2f}×" if floor else "–"
         vs_jq = f"{jq / med:.1f}×" if (jq and name == "socdefenders-iocs") else "–"
-        lines.append(f"| {title} | `{name}` | {fmt(walls, 'ms', 2)} | {fmt(cpus, 'ms', 1)} | {fmt(rss, 'MiB', 1)} | {vs_floor} | {vs_jq} |")
+        cell = name.replace("|", "\\|")  # a pipe would end the Markdown table cell
+        lines.append(f"| {title} | `{cell}` | {fmt(walls, 'ms', 2)} | {fmt(cpus, 'ms', 1)} | {fmt(rss, 'MiB', 1)} | {vs_floor} | {vs_jq} |")
 srv.kill()
 
 def med(title_part, name, idx):
@@ -227,5 +233,5 @@ print()
 print("| Target | Result | Measured |")
 print("|---|---|---|")
 for name, ok, got in targets:
-    print(f"| {name} | {'PASS' if ok else 'MISS'} | {got} |")
+    print(f"| {name.replace('|', chr(92) + '|')} | {'PASS' if ok else 'MISS'} | {got} |")
 shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use ureq::http::Uri;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::error::{Kind, KindExt, fail};
 
@@ -122,6 +125,36 @@ fn roots(ca_file: Option<&Path>, https: bool) -> Result<RootCerts> {
     Ok(RootCerts::from(certs))
 }
 
+/// ureq's resolver starts a thread for every lookup when a timeout is set, so that a slow DNS
+/// answer can be abandoned. A host that is already an IP address (a proxy or an air-gapped
+/// API host given by address) needs no lookup, so no thread: it is answered directly.
+#[derive(Debug)]
+struct LiteralFirst;
+
+impl Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'));
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        if let (Some(Ok(ip)), Some(port)) = (host.map(str::parse::<std::net::IpAddr>), port) {
+            let mut addrs = self.empty();
+            addrs.push(std::net::SocketAddr::new(ip, port));
+            return Ok(addrs);
+        }
+        DefaultResolver::default().resolve(uri, config, timeout)
+    }
+}
+
 impl Client {
     /// `https`: whether the target is https (see [`roots`]).
     pub fn new(
@@ -155,8 +188,8 @@ impl Client {
             .input_buffer_size(64 * 1024)
             .proxy(proxy)
             .tls_config(tls)
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(agent, DefaultConnector::default(), LiteralFirst);
         Ok(Client {
             agent,
             max_body,
@@ -374,6 +407,27 @@ pub fn enc(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_literal_hosts_resolve_to_themselves_and_names_are_looked_up() {
+        let config = ureq::config::Config::default();
+        let resolve = |url: &str| {
+            let uri: Uri = url.parse().unwrap();
+            let addrs = LiteralFirst
+                .resolve(&uri, &config, NextTimeout::default())
+                .unwrap();
+            addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(resolve("http://127.0.0.1:8089/api"), ["127.0.0.1:8089"]);
+        assert_eq!(resolve("https://10.1.2.3/"), ["10.1.2.3:443"]);
+        assert_eq!(resolve("http://[::1]/"), ["[::1]:80"]);
+        // A name goes to ureq's resolver (localhost is answered from /etc/hosts).
+        let named = resolve("http://localhost:8089/");
+        assert!(
+            !named.is_empty() && named.iter().all(|a| a.ends_with(":8089")),
+            "{named:?}"
+        );
+    }
 
     #[test]
     fn origins_compare_scheme_host_and_port() {

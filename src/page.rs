@@ -9,14 +9,15 @@
 //!
 //! The sink decides what to do with a record; the caller keeps the page's output aside until
 //! [`stream`] returns `Ok`, so a body that turns out malformed halfway prints nothing.
-//! Invalid UTF-8 inside an element is replaced with U+FFFD (and reported), so one bad byte
-//! cannot block the feed forever.
+//! The body is checked as UTF-8 once, chunk by chunk as it is read (the sink gets text, and
+//! serde then borrows strings without checking them again); invalid UTF-8 is replaced with
+//! U+FFFD (and reported), so one bad byte cannot block the feed forever.
 
 use std::io::Read;
 
 use serde_json::Value;
 
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 32 * 1024;
 
 /// What the page said besides its records.
 #[derive(Debug, Default, PartialEq)]
@@ -42,11 +43,17 @@ pub enum Error {
 
 struct Input<R> {
     r: R,
-    /// Storage, zeroed once when it grows and then reused: `buf[..filled]` holds body bytes.
-    buf: Vec<u8>,
-    filled: usize,
+    /// The body read and not yet consumed, as text: each byte is checked as UTF-8 once, as it
+    /// is read, so the decoder borrows strings from it without checking them again.
+    buf: String,
     /// Next unread byte in `buf`.
     pos: usize,
+    /// The last read's bytes (zeroed once); `raw[..carry]` is a UTF-8 sequence cut by the
+    /// end of the previous read, completed by the next one.
+    raw: Vec<u8>,
+    carry: usize,
+    /// Invalid UTF-8 was replaced with U+FFFD.
+    replaced: bool,
     eof: bool,
     total: u64,
     limit: u64,
@@ -58,17 +65,15 @@ impl<R: Read> Input<R> {
         if self.eof {
             return Ok(false);
         }
-        if self.buf.len() - self.filled < CHUNK {
-            // Move the unread tail (at most one partial element) to the front first.
-            self.buf.copy_within(self.pos..self.filled, 0);
-            self.filled -= self.pos;
-            self.pos = 0;
-            if self.buf.len() - self.filled < CHUNK {
-                self.buf.resize(self.filled + CHUNK, 0);
-            }
+        // Drop what was consumed (the unread tail is at most one partial element). `pos` only
+        // ever stops after an ASCII byte, so it is a character boundary.
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        if self.raw.len() < CHUNK {
+            self.raw.resize(CHUNK, 0);
         }
         let n = loop {
-            match self.r.read(&mut self.buf[self.filled..]) {
+            match self.r.read(&mut self.raw[self.carry..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -80,26 +85,58 @@ impl<R: Read> Input<R> {
                 }
             }
         };
-        self.filled += n;
         self.total += n as u64;
         if self.total > self.limit {
             return Err(Error::TooLarge);
         }
         if n == 0 {
             self.eof = true;
+            if self.carry > 0 {
+                // The body ended inside a character.
+                self.buf.push(char::REPLACEMENT_CHARACTER);
+                self.replaced = true;
+                self.carry = 0;
+            }
+            return Ok(false);
         }
-        Ok(n > 0)
+        let end = self.carry + n;
+        let mut at = 0;
+        self.carry = loop {
+            match std::str::from_utf8(&self.raw[at..end]) {
+                Ok(text) => {
+                    self.buf.push_str(text);
+                    break 0;
+                }
+                Err(e) => {
+                    let good = at + e.valid_up_to();
+                    self.buf
+                        .push_str(std::str::from_utf8(&self.raw[at..good]).unwrap_or_default());
+                    match e.error_len() {
+                        Some(bad) => {
+                            self.buf.push(char::REPLACEMENT_CHARACTER);
+                            self.replaced = true;
+                            at = good + bad;
+                        }
+                        // A character cut by the end of this read: keep its bytes for the next.
+                        None => {
+                            self.raw.copy_within(good..end, 0);
+                            break end - good;
+                        }
+                    }
+                }
+            }
+        };
+        Ok(true)
     }
 
-    fn unread(&self) -> &[u8] {
-        &self.buf[self.pos..self.filled]
+    fn unread(&self) -> &str {
+        &self.buf[self.pos..]
     }
 
     /// The next non-whitespace byte, not consumed; `None` at end of body.
     fn peek(&mut self) -> Result<Option<u8>, Error> {
         loop {
-            while self.pos < self.filled {
-                let b = self.buf[self.pos];
+            while let Some(&b) = self.buf.as_bytes().get(self.pos) {
                 if b.is_ascii_whitespace() {
                     self.pos += 1;
                 } else {
@@ -133,18 +170,18 @@ impl<R: Read> Input<R> {
             return Err(Error::Truncated);
         }
         loop {
-            if let Some(n) = value_len(self.unread(), self.eof)? {
+            if let Some(n) = value_len(self.unread().as_bytes(), self.eof)? {
                 return Ok(self.pos + n);
             }
-            if !self.fill()? && value_len(self.unread(), true)?.is_none() {
+            if !self.fill()? && value_len(self.unread().as_bytes(), true)?.is_none() {
                 return Err(Error::Truncated);
             }
         }
     }
 
     /// Parses the value at `pos..end` and consumes it.
-    fn take(&mut self, end: usize, replaced: &mut bool) -> Result<Value, Error> {
-        let v = parse_element(&self.buf[self.pos..end], replaced)?;
+    fn take(&mut self, end: usize) -> Result<Value, Error> {
+        let v = parse_element(&self.buf[self.pos..end])?;
         self.pos = end;
         Ok(v)
     }
@@ -203,33 +240,27 @@ pub fn value_len(buf: &[u8], eof: bool) -> Result<Option<usize>, Error> {
     Ok(None)
 }
 
-/// Parses one value; invalid UTF-8 is replaced with U+FFFD and reported in `replaced`.
-pub fn parse_element(bytes: &[u8], replaced: &mut bool) -> Result<Value, Error> {
-    match serde_json::from_slice(bytes) {
-        Ok(v) => Ok(v),
-        Err(e) if std::str::from_utf8(bytes).is_err() => {
-            *replaced = true;
-            serde_json::from_str(&String::from_utf8_lossy(bytes))
-                .map_err(|_| Error::Malformed(e.to_string()))
-        }
-        Err(e) => Err(Error::Malformed(e.to_string())),
-    }
+/// Parses one value.
+pub fn parse_element(text: &str) -> Result<Value, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Malformed(e.to_string()))
 }
 
 /// Reads a page from `r` (at most `limit` bytes). For each element of `data`, `sink` gets the
-/// unread bytes starting at it and whether the body has ended, and returns how many bytes the
+/// unread text starting at it and whether the body has ended, and returns how many bytes the
 /// element took, or `None` when they do not hold all of it yet (it is then called again with
 /// more). It must have no effect until it returns `Some`.
 pub fn stream<R: Read>(
     r: R,
     limit: u64,
-    mut sink: impl FnMut(&[u8], bool) -> anyhow::Result<Option<usize>>,
+    mut sink: impl FnMut(&str, bool) -> anyhow::Result<Option<usize>>,
 ) -> Result<Summary, Error> {
     let mut inp = Input {
         r,
-        buf: Vec::new(),
-        filled: 0,
+        buf: String::new(),
         pos: 0,
+        raw: Vec::new(),
+        carry: 0,
+        replaced: false,
         eof: false,
         total: 0,
         limit,
@@ -250,7 +281,7 @@ pub fn stream<R: Read>(
                 Some(_) => return Err(Error::Malformed("expected a key".into())),
                 None => return Err(Error::Truncated),
             };
-            let key = match inp.take(end, &mut sum.replaced_utf8)? {
+            let key = match inp.take(end)? {
                 Value::String(k) => k,
                 _ => unreachable!("a scanned string parses as a string"),
             };
@@ -299,7 +330,7 @@ pub fn stream<R: Read>(
                 }
             } else {
                 let end = inp.scan_value()?;
-                let v = inp.take(end, &mut sum.replaced_utf8)?;
+                let v = inp.take(end)?;
                 match key.as_str() {
                     "meta" => sum.meta = Some(v),
                     "links" => sum.links = Some(v),
@@ -331,6 +362,7 @@ pub fn stream<R: Read>(
     if !saw_data {
         return Err(Error::Malformed("there is no \"data\" list".into()));
     }
+    sum.replaced_utf8 = inp.replaced;
     Ok(sum)
 }
 
@@ -351,21 +383,18 @@ mod tests {
 
     fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
         let mut got = Vec::new();
-        let mut replaced = false;
-        let mut s = stream(Trickle(body, step), u64::MAX, |rest, eof| {
-            let Some(n) = value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))? else {
+        let s = stream(Trickle(body, step), u64::MAX, |rest, eof| {
+            let Some(n) = value_len(rest.as_bytes(), eof).map_err(|e| anyhow::anyhow!("{e:?}"))?
+            else {
                 return Ok(None);
             };
-            got.push(
-                parse_element(&rest[..n], &mut replaced).map_err(|e| anyhow::anyhow!("{e:?}"))?,
-            );
+            got.push(parse_element(&rest[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?);
             Ok(Some(n))
         })
         .map_err(|e| match e {
             Error::Sink(_) => Error::Malformed("element".into()),
             e => e,
         })?;
-        s.replaced_utf8 |= replaced;
         Ok((got, s))
     }
 
@@ -419,8 +448,24 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced_and_reported() {
-        let (got, s) = run(b"{\"data\":[{\"v\":\"a\xffb\"}]}", 3).unwrap();
-        assert_eq!(got[0]["v"], "a\u{fffd}b");
+        for step in [1, 2, 3, 5, 100] {
+            let (got, s) = run(b"{\"data\":[{\"v\":\"a\xffb\"}]}", step).unwrap();
+            assert_eq!(got[0]["v"], "a\u{fffd}b");
+            assert!(s.replaced_utf8);
+        }
+        // A character cut by every possible read boundary is not invalid.
+        let body = "{\"data\":[{\"v\":\"é€😀\"}]}";
+        for step in 1..8 {
+            let (got, s) = run(body.as_bytes(), step).unwrap();
+            assert_eq!(got[0]["v"], "é€😀", "step {step}");
+            assert!(!s.replaced_utf8, "step {step}");
+        }
+        // A body that ends inside a character: replaced, and then the JSON is cut short.
+        let cut = &body.as_bytes()[..body.find('😀').unwrap() + 2];
+        assert!(matches!(run(cut, 3), Err(Error::Truncated)));
+        // Invalid bytes right after a cut: both parts reported.
+        let (got, s) = run(b"{\"data\":[\"\xc3\xff\xe2\x82\"]}", 1).unwrap();
+        assert_eq!(got[0], "\u{fffd}\u{fffd}\u{fffd}");
         assert!(s.replaced_utf8);
     }
 
@@ -428,7 +473,7 @@ mod tests {
     fn the_size_limit_holds() {
         let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
         let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |rest, eof| {
-            value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))
+            value_len(rest.as_bytes(), eof).map_err(|e| anyhow::anyhow!("{e:?}"))
         });
         assert!(matches!(r, Err(Error::TooLarge)));
     }
@@ -436,10 +481,10 @@ mod tests {
     #[test]
     fn a_sink_error_stops_the_stream() {
         let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v, eof| {
-            if v.starts_with(b"2") {
+            if v.starts_with('2') {
                 anyhow::bail!("disk full")
             }
-            Ok(value_len(v, eof).unwrap())
+            Ok(value_len(v.as_bytes(), eof).unwrap())
         });
         assert!(matches!(r, Err(Error::Sink(_))));
     }

@@ -77,7 +77,7 @@ pub fn fetch(
     key: &Secret,
     cur: &Cursor,
     before_each: impl FnMut() -> Result<()>,
-    sink: impl FnMut(&[u8], bool) -> Result<Option<usize>>,
+    sink: impl FnMut(&str, bool) -> Result<Option<usize>>,
 ) -> Result<Fetched> {
     let url = url(cfg, cur);
     let (h, v) = auth(cfg, key);
@@ -270,8 +270,8 @@ fn status_error(resp: &Response, cfg: &Config) -> anyhow::Error {
 mod tests {
     use super::*;
 
-    fn skip(rest: &[u8], eof: bool) -> Result<Option<usize>> {
-        page::value_len(rest, eof).map_err(element_error)
+    fn skip(rest: &str, eof: bool) -> Result<Option<usize>> {
+        page::value_len(rest.as_bytes(), eof).map_err(element_error)
     }
 
     fn page_of(body: &[u8], offset: u64, limit: u32) -> Page {
@@ -297,9 +297,9 @@ mod tests {
             b"{\"data\":{}}",
         ] {
             let e = page::stream(body, u64::MAX, |rest, eof| {
-                let n = page::value_len(rest, eof).map_err(element_error)?;
+                let n = page::value_len(rest.as_bytes(), eof).map_err(element_error)?;
                 if let Some(n) = n {
-                    page::parse_element(&rest[..n], &mut false).map_err(element_error)?;
+                    page::parse_element(&rest[..n]).map_err(element_error)?;
                 }
                 Ok(n)
             })

@@ -306,8 +306,7 @@ impl Run<'_> {
                 ..PageFacts::default()
             };
             let (mut index, mut invalid) = (0u64, 0usize);
-            let mut replaced = false;
-            let sink = |rest: &[u8], eof: bool| -> Result<Option<usize>> {
+            let sink = |rest: &str, eof: bool| -> Result<Option<usize>> {
                 let Some((element, used)) = event::next_element(rest, eof, cfg.max_field_bytes)
                     .map_err(rest::element_error)?
                 else {
@@ -322,9 +321,8 @@ impl Run<'_> {
                         raw.str("last_seen").unwrap_or_default(),
                         Body::Raw(raw),
                     ),
-                    event::Element::Other(bytes) => {
-                        parsed = page::parse_element(bytes, &mut replaced)
-                            .map_err(rest::element_error)?;
+                    event::Element::Other(text) => {
+                        parsed = page::parse_element(text).map_err(rest::element_error)?;
                         let obj = match event::validate(&parsed) {
                             Ok(o) => o,
                             Err(why) => {
@@ -395,7 +393,7 @@ impl Run<'_> {
                     Stop::Fail(e) => return Err(e),
                 },
             };
-            if page.replaced_utf8 || replaced {
+            if page.replaced_utf8 {
                 log::warn(
                     "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
                 );
@@ -785,7 +783,7 @@ fn check(cfg: &Config) -> Result<()> {
         &api_key,
         &cur,
         || Ok(()),
-        |rest, eof| page::value_len(rest, eof).map_err(rest::element_error),
+        |rest, eof| page::value_len(rest.as_bytes(), eof).map_err(rest::element_error),
     )? {
         Fetched::Page(p) => say(format!(
             "API: OK, the key is accepted at {}; {} IOCs match since {}",

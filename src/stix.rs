@@ -605,8 +605,8 @@ fn mitre_ids(o: &Map<String, Value>) -> Vec<Value> {
 
 fn base_event(o: &Map<String, Value>, collection: &str, now_ms: i64) -> Map<String, Value> {
     let id = str_of(o, "id").unwrap_or_default();
-    // Sized for every member below (and the observable's, added per event): no regrowth.
-    let mut e = Map::with_capacity(32);
+    // Room for every member below and the observable's (22 at most): no regrowth.
+    let mut e = Map::with_capacity(24);
     if let Some(c) = o.get("confidence").and_then(Value::as_i64) {
         e.insert("confidence".into(), json!(confidence_word(c)));
         e.insert("confidence_score".into(), json!(c));

@@ -481,6 +481,30 @@ fn tls_is_verified_and_ca_file_adds_a_root() {
 }
 
 #[test]
+fn a_large_page_over_tls_arrives_whole_through_the_read_ahead() {
+    // Past its first 256 KiB a body is read on a thread of its own: here rustls decrypts there.
+    let ca = util::tls::Ca::new("Corp Inspection CA");
+    let mut feed = feed_with(3000);
+    feed.cap = 10_000; // a Pro key's page size
+    let (srv, _feed) = api::start(feed, Some(ca.server("localhost", &["localhost"])));
+    let env = api_env(&srv);
+    let pem = env.dir.path().join("ca.pem");
+    std::fs::write(&pem, &ca.pem).unwrap();
+    let ca_file = pem.to_str().unwrap();
+    let out = env.run(&["--ca-file", ca_file, "--tier", "pro", "--limit", "3000"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ev = out.events();
+    assert_eq!(ev.len(), 3000);
+    let ids: std::collections::HashSet<_> = ev.iter().map(|e| e["id"].to_string()).collect();
+    assert_eq!(ids.len(), 3000);
+    let bytes: usize = out.stdout.lines().map(|l| l.len() + 1).sum();
+    assert!(
+        bytes > 2 * 256 * 1024,
+        "the page must pass the read-ahead threshold: {bytes}"
+    );
+}
+
+#[test]
 fn proxies_from_env_and_option_and_no_proxy() {
     let (proxy, tunnels) = api::connect_proxy();
     let (direct, _df) = api::start(feed_with(2), None);

@@ -84,6 +84,7 @@ bench: build
 	@mkdir -p build/bench
 	$(CARGO) build --release --locked --example bench_server
 	gcc -O2 -static -o build/bench/measure bench/measure.c
+	gcc -O2 -static -o build/bench/iofloor bench/iofloor.c
 	python3 bench/run.py $(BIN) target/release/examples/bench_server build/bench/measure $(BENCH_RUNS)
 	$(CARGO) bench --locked --bench micro
 

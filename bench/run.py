@@ -92,10 +92,12 @@ os.environ.update({"PATH": "/usr/bin:/bin", "SOCDEFENDERS_API_KEY": KEY,
 
 
 def measure(argv, out):
-    # Each run starts with nothing waiting for writeback: earlier runs' output (68 MB for the
-    # largest page) would otherwise be flushed during later runs, and a state dir created just
-    # before would make the checkpoint's fdatasync also persist that new directory (in steady
-    # state the state dir has existed since the first run).
+    # Each run starts with an empty output file and nothing waiting for writeback. Otherwise the
+    # launcher's O_TRUNC would free the previous command's output (68 MB for the largest page)
+    # inside this command's timing, earlier runs' output would be flushed during later runs, and
+    # a state dir created just before would make the checkpoint's fdatasync also persist that
+    # new directory (in steady state the state dir has existed since the first run).
+    open(out, "w").close()
     os.sync()
     res = subprocess.run([MEASURE, out, "--"] + argv, capture_output=True, text=True, check=True)
     wall, user, sys_, rss, status = (int(x) for x in res.stdout.split())
@@ -121,20 +123,29 @@ def state_dir(checkpoint=None):
     return d
 
 
-def versus(ours, url, jq_filter):
-    """Our run against the guide's curl | jq and the curl transfer floor, on the same URL."""
-    return {
+IOFLOOR = os.path.join(os.path.dirname(MEASURE), "iofloor")
+IO_FLOOR = "transfer, spill file, copy to stdout; no parsing (bench/iofloor.c)"
+
+
+def versus(ours, url, jq_filter, io_floor=False):
+    """Our run against the guide's curl | jq and the curl transfer floor, on the same URL; for
+    REST pages also the least I/O any implementation that holds the page back must do."""
+    cmds = {
         "socdefenders-iocs": ours,
         f"curl | jq -c '{jq_filter}'": lambda: ["/bin/sh", "-c", f"curl -s '{url}' | jq -c '{jq_filter}'"],
         "curl -o /dev/null (floor)": lambda: ["curl", "-s", url, "-o", "/dev/null"],
     }
+    if io_floor:
+        path = "/" + url.split("/", 3)[3]
+        cmds[IO_FLOOR] = lambda: [IOFLOOR, str(port), path, work]
+    return cmds
 
 
 def rest_case(n):
     return versus(lambda: [BIN, "--base-url", f"{base}/n{n}", "--state-dir", state_dir(),
                            "--since", "2020-01-01T00:00:00Z", "--tier", "pro", "--limit", "10000",
                            "--max-body-bytes", str(1 << 30)],
-                  f"{base}/n{n}/api/v1/iocs", ".data[]")
+                  f"{base}/n{n}/api/v1/iocs", ".data[]", io_floor=True)
 
 
 def taxii_case():
@@ -188,7 +199,7 @@ lines.append("|---|---|---|---|---|---|---|")
 for title, cmds in cases:
     res = run_case(cmds)
     all_results[title] = res
-    floor = next((statistics.median(w for w, _, _ in v) for k, v in res.items() if "floor" in k), None)
+    floor = next((statistics.median(w for w, _, _ in v) for k, v in res.items() if k.endswith("(floor)")), None)
     jq = next((statistics.median(w for w, _, _ in v) for k, v in res.items() if "jq" in k), None)
     for name, rows in res.items():
         walls = [w for w, _, _ in rows]
@@ -234,4 +245,8 @@ print("| Target | Result | Measured |")
 print("|---|---|---|")
 for name, ok, got in targets:
     print(f"| {name.replace('|', chr(92) + '|')} | {'PASS' if ok else 'MISS'} | {got} |")
+io = med("10,000 IOCs", IO_FLOOR, 0)
+print()
+print(f"For reference, the 10,000-IOC page with no parsing at all ({IO_FLOOR}): "
+      f"{io:.1f} ms, {io / t10k_floor:.2f}× the curl floor.")
 shutil.rmtree(work, ignore_errors=True)

@@ -189,6 +189,8 @@ fn cap_plain(s: &str, max: usize) -> Cow<'_, str> {
 /// record, which is already compact JSON that needs no change but reordering.
 pub struct Raw<'a> {
     members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// The record's JSON text, which the members borrow from (set once it is known).
+    text: &'a str,
 }
 
 /// A map key, borrowed when it has no escapes.
@@ -226,7 +228,7 @@ impl<'de> Deserialize<'de> for Raw<'de> {
                 while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     members.push((k.0, v));
                 }
-                Ok(Raw { members })
+                Ok(Raw { members, text: "" })
             }
         }
         d.deserialize_map(V)
@@ -257,6 +259,8 @@ pub fn next_element(
                 return Ok(None);
             }
             let text = element(rest, len)?;
+            let mut raw = raw;
+            raw.text = text;
             Ok(Some(if raw.plain(text, max_field_bytes) {
                 (Element::Plain(raw), len)
             } else {
@@ -290,7 +294,8 @@ fn element(rest: &str, len: usize) -> Result<&str, page::Error> {
 impl<'a> Raw<'a> {
     /// Parses `text` as a record for the fast path, if it qualifies (see [`Raw::plain`]).
     pub fn parse(text: &'a str, max_field_bytes: usize) -> Option<Raw<'a>> {
-        let raw: Raw = serde_json::from_str(text).ok()?;
+        let mut raw: Raw = serde_json::from_str(text).ok()?;
+        raw.text = text;
         raw.plain(text, max_field_bytes).then_some(raw)
     }
 
@@ -346,39 +351,75 @@ impl<'a> Raw<'a> {
         }
     }
 
-    /// Appends the line (no newline): key fields first, then the rest in their order.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        let mut first = true;
-        let mut put = |out: &mut Vec<u8>, k: &Cow<str>, v: &RawValue| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            match k {
-                // A borrowed key had no escapes in the input: its bytes are its JSON.
-                Cow::Borrowed(b) => {
-                    out.push(b'"');
-                    out.extend_from_slice(b.as_bytes());
-                    out.push(b'"');
-                }
-                Cow::Owned(o) => {
-                    let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
-                    ser.serialize_str(o).expect("writing to a Vec cannot fail");
-                }
-            }
-            out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
+    /// Where member `m` is in the text, when it is written there exactly as it is printed
+    /// (`"key":value`, key without escapes): its start and end offsets.
+    fn span(&self, m: usize) -> Option<(usize, usize)> {
+        let (Cow::Borrowed(k), v) = &self.members[m] else {
+            return None;
         };
+        let base = self.text.as_ptr() as usize;
+        let key = (k.as_ptr() as usize).checked_sub(base)?;
+        let value = (v.get().as_ptr() as usize).checked_sub(base)?;
+        let bytes = self.text.as_bytes();
+        let tight = key >= 1
+            && bytes.get(key - 1) == Some(&b'"')
+            && bytes.get(key + k.len()..key + k.len() + 2) == Some(b"\":")
+            && value == key + k.len() + 2;
+        let end = value + v.get().len();
+        (tight && end <= bytes.len()).then_some((key - 1, end))
+    }
+
+    /// Appends the line (no newline): key fields first, then the rest in their order. Members
+    /// that follow each other in the text, in the order they are printed, are copied as one
+    /// span (in the usual record, all of them after `id`).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut order: Vec<usize> = Vec::with_capacity(self.members.len());
         for k in KEY_FIELDS {
-            if let Some((key, v)) = self.members.iter().find(|(m, _)| m == k) {
-                put(out, key, v);
+            if let Some(m) = self.members.iter().position(|(m, _)| m == k) {
+                order.push(m);
             }
         }
-        for (k, v) in &self.members {
+        for (m, (k, _)) in self.members.iter().enumerate() {
             if !KEY_FIELDS.contains(&k.as_ref()) {
-                put(out, k, v);
+                order.push(m);
             }
+        }
+        out.push(b'{');
+        let mut i = 0;
+        while i < order.len() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if let Some((start, mut end)) = self.span(order[i]) {
+                while i + 1 < order.len() && order[i + 1] == order[i] + 1 {
+                    match self.span(order[i + 1]) {
+                        Some((next, next_end)) if self.text.get(end..next) == Some(",") => {
+                            end = next_end;
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.extend_from_slice(&self.text.as_bytes()[start..end]);
+            } else {
+                let (k, v) = &self.members[order[i]];
+                match k {
+                    // A borrowed key had no escapes in the input: its bytes are its JSON.
+                    Cow::Borrowed(b) => {
+                        out.push(b'"');
+                        out.extend_from_slice(b.as_bytes());
+                        out.push(b'"');
+                    }
+                    Cow::Owned(o) => {
+                        let mut ser =
+                            serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
+                        ser.serialize_str(o).expect("writing to a Vec cannot fail");
+                    }
+                }
+                out.push(b':');
+                out.extend_from_slice(v.get().as_bytes());
+            }
+            i += 1;
         }
         out.push(b'}');
     }
@@ -498,6 +539,27 @@ mod tests {
                 String::from_utf8(encode(validate(&v).unwrap(), 8192)).unwrap()
             );
             assert_eq!(raw.identity(), identity(v.as_object().unwrap()));
+        }
+    }
+
+    #[test]
+    fn members_copied_as_spans_print_what_the_general_path_prints() {
+        // Tight runs are copied whole; spaces around ':' or ',' and an escaped key end a run.
+        for text in [
+            r#"{"id":"x","type":"url","value":"v","source":{"a":1},"tags":["t"],"n":2}"#,
+            r#"{"id":"x","type":"url" ,"value":"v","k\"ey":1,"a":[1],"b" :{"c":3},"first_seen":"s"}"#,
+            r#"{ "type":"url","value":"v","x":true,"confidence":"high","id":7 }"#,
+            r#"{"last_seen":"l","first_seen":"f","id":"i","confidence":"c","value":"v","type":"t"}"#,
+        ] {
+            let raw = Raw::parse(text, 8192).expect("fast path");
+            let mut fast = Vec::new();
+            raw.encode_into(&mut fast);
+            let v: Value = serde_json::from_str(text).unwrap();
+            let general = encode(validate(&v).unwrap(), 8192);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(general).unwrap()
+            );
         }
     }
 

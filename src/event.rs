@@ -604,6 +604,40 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_between_elements_fails_the_page_without_a_panic() {
+        for body in [
+            "{\"data\":[\u{e9}]}",
+            "{\"data\":[{\"type\":\"url\",\"value\":\"v\"}\u{e9}]}",
+            "{\"data\":[{\"type\":\"url\",\"value\":\"v\"} \u{1f600}, 1]}",
+            "{\"data\":[1\u{2028}]}",
+        ] {
+            for step in [1, 3, 64] {
+                let r = page::stream(Trickle(body.as_bytes(), step), u64::MAX, |rest, eof| {
+                    // As run.rs does: an element that is not JSON fails the page.
+                    let found =
+                        next_element(rest, eof, 8192).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    if let Some((Element::Other(text), _)) = &found {
+                        page::parse_element(text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    }
+                    Ok(found.map(|(_, n)| n))
+                });
+                assert!(r.is_err(), "{body:?} step {step}");
+            }
+        }
+    }
+
+    /// Hands out at most `n` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
     fn identity_falls_back_to_type_and_value() {
         let v = json!({"type": "ipv4", "value": "1.1.1.1"});
         assert_eq!(identity(v.as_object().unwrap()), "ipv4:1.1.1.1");

@@ -470,6 +470,29 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_where_json_wants_structure_is_an_error_not_a_panic() {
+        for body in [
+            "{\"data\":[\u{e9}]}",
+            "{\"data\":[1\u{e9}]}",
+            "{\"data\":[],\"meta\":\u{e9}}",
+            "{\"data\":[]\u{2028}}",
+            "{\u{1f600}:1,\"data\":[]}",
+            "\u{feff}{\"data\":[]}",
+        ] {
+            for step in [1, 2, 3, 100] {
+                assert!(run(body.as_bytes(), step).is_err(), "{body:?} step {step}");
+            }
+        }
+        // The same characters inside strings are data.
+        let (got, _) = run(
+            "{\"data\":[\"\u{e9}\u{1f600}\"],\"meta\":\"\u{2028}\"}".as_bytes(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(got[0], "\u{e9}\u{1f600}");
+    }
+
+    #[test]
     fn the_size_limit_holds() {
         let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
         let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |rest, eof| {

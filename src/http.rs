@@ -411,18 +411,27 @@ mod tests {
     #[test]
     fn ip_literal_hosts_resolve_to_themselves_and_names_are_looked_up() {
         let config = ureq::config::Config::default();
-        let resolve = |url: &str| {
+        let resolve = |url: &str, timeout: NextTimeout| {
             let uri: Uri = url.parse().unwrap();
-            let addrs = LiteralFirst
-                .resolve(&uri, &config, NextTimeout::default())
-                .unwrap();
+            let addrs = LiteralFirst.resolve(&uri, &config, timeout).unwrap();
             addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()
         };
-        assert_eq!(resolve("http://127.0.0.1:8089/api"), ["127.0.0.1:8089"]);
-        assert_eq!(resolve("https://10.1.2.3/"), ["10.1.2.3:443"]);
-        assert_eq!(resolve("http://[::1]/"), ["[::1]:80"]);
+        // A lookup budget already spent: ureq's resolver would time out, so these answers
+        // can only come from the literal itself.
+        let spent = NextTimeout {
+            after: std::time::Duration::ZERO.into(),
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        assert_eq!(
+            resolve("http://127.0.0.1:8089/api", spent),
+            ["127.0.0.1:8089"]
+        );
+        assert_eq!(resolve("https://10.1.2.3/", spent), ["10.1.2.3:443"]);
+        assert_eq!(resolve("http://[::1]/", spent), ["[::1]:80"]);
         // A name goes to ureq's resolver (localhost is answered from /etc/hosts).
-        let named = resolve("http://localhost:8089/");
+        let named = resolve("http://localhost:8089/", NextTimeout::default());
         assert!(
             !named.is_empty() && named.iter().all(|a| a.ends_with(":8089")),
             "{named:?}"

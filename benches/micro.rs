@@ -60,7 +60,7 @@ fn main() {
             let mut n = 0;
             page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
                 n += 1;
-                Ok(page::value_len(rest.as_bytes(), eof).unwrap())
+                Ok(page::value_len(rest, eof).unwrap())
             })
             .unwrap();
             assert!(n >= 10_000);
@@ -92,7 +92,7 @@ fn main() {
         body.len(),
         || {
             page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
-                let n = page::value_len(rest.as_bytes(), eof).unwrap();
+                let n = page::value_len(rest, eof).unwrap();
                 if let Some(n) = n {
                     black_box(page::parse_element(&rest[..n]).unwrap());
                 }

@@ -276,7 +276,7 @@ pub fn next_element(
                 - rest
                     .trim_start_matches(|c: char| c.is_ascii_whitespace())
                     .len();
-            match page::value_len(&rest.as_bytes()[start..], eof)? {
+            match page::value_len(&rest[start..], eof)? {
                 Some(n) => Ok(Some((Element::Other(element(rest, start + n)?), start + n))),
                 None => Ok(None),
             }
@@ -612,28 +612,21 @@ mod tests {
             "{\"data\":[1\u{2028}]}",
         ] {
             for step in [1, 3, 64] {
-                let r = page::stream(Trickle(body.as_bytes(), step), u64::MAX, |rest, eof| {
-                    // As run.rs does: an element that is not JSON fails the page.
-                    let found =
-                        next_element(rest, eof, 8192).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                    if let Some((Element::Other(text), _)) = &found {
-                        page::parse_element(text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                    }
-                    Ok(found.map(|(_, n)| n))
-                });
+                let r = page::stream(
+                    page::Trickle(body.as_bytes(), step),
+                    u64::MAX,
+                    |rest, eof| {
+                        // As run.rs does: an element that is not JSON fails the page.
+                        let found =
+                            next_element(rest, eof, 8192).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        if let Some((Element::Other(text), _)) = &found {
+                            page::parse_element(text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        }
+                        Ok(found.map(|(_, n)| n))
+                    },
+                );
                 assert!(r.is_err(), "{body:?} step {step}");
             }
-        }
-    }
-
-    /// Hands out at most `n` bytes per read.
-    struct Trickle<'a>(&'a [u8], usize);
-    impl std::io::Read for Trickle<'_> {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.1.min(self.0.len()).min(out.len());
-            out[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
         }
     }
 

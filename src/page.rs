@@ -170,10 +170,10 @@ impl<R: Read> Input<R> {
             return Err(Error::Truncated);
         }
         loop {
-            if let Some(n) = value_len(self.unread().as_bytes(), self.eof)? {
+            if let Some(n) = value_len(self.unread(), self.eof)? {
                 return Ok(self.pos + n);
             }
-            if !self.fill()? && value_len(self.unread().as_bytes(), true)?.is_none() {
+            if !self.fill()? && value_len(self.unread(), true)?.is_none() {
                 return Err(Error::Truncated);
             }
         }
@@ -187,10 +187,11 @@ impl<R: Read> Input<R> {
     }
 }
 
-/// The length of the JSON value at the start of `buf` (no leading whitespace), by structure
-/// alone; `None` when `buf` ends first. At the end of the body (`eof`) a number or literal
-/// ends with the buffer.
-pub fn value_len(buf: &[u8], eof: bool) -> Result<Option<usize>, Error> {
+/// The length in bytes of the JSON value at the start of `text` (no leading whitespace), by
+/// structure alone; `None` when `text` ends first. At the end of the body (`eof`) a number or
+/// literal ends with the text.
+pub fn value_len(text: &str, eof: bool) -> Result<Option<usize>, Error> {
+    let buf = text.as_bytes();
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -366,26 +367,28 @@ pub fn stream<R: Read>(
     Ok(sum)
 }
 
+/// A reader that hands out at most `n` bytes per read, to cross every chunk boundary.
+#[cfg(test)]
+pub(crate) struct Trickle<'a>(pub &'a [u8], pub usize);
+
+#[cfg(test)]
+impl Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.1.min(self.0.len()).min(out.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A reader that hands out at most `n` bytes per read, to cross every chunk boundary.
-    struct Trickle<'a>(&'a [u8], usize);
-    impl Read for Trickle<'_> {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.1.min(self.0.len()).min(out.len());
-            out[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-
     fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
         let mut got = Vec::new();
         let s = stream(Trickle(body, step), u64::MAX, |rest, eof| {
-            let Some(n) = value_len(rest.as_bytes(), eof).map_err(|e| anyhow::anyhow!("{e:?}"))?
-            else {
+            let Some(n) = value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))? else {
                 return Ok(None);
             };
             got.push(parse_element(&rest[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?);
@@ -496,7 +499,7 @@ mod tests {
     fn the_size_limit_holds() {
         let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
         let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |rest, eof| {
-            value_len(rest.as_bytes(), eof).map_err(|e| anyhow::anyhow!("{e:?}"))
+            value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))
         });
         assert!(matches!(r, Err(Error::TooLarge)));
     }
@@ -507,7 +510,7 @@ mod tests {
             if v.starts_with('2') {
                 anyhow::bail!("disk full")
             }
-            Ok(value_len(v.as_bytes(), eof).unwrap())
+            Ok(value_len(v, eof).unwrap())
         });
         assert!(matches!(r, Err(Error::Sink(_))));
     }

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Bytes read directly before the rest is read ahead.
-pub const AFTER: u64 = 256 * 1024;
+const AFTER: u64 = 256 * 1024;
 const CHUNK: usize = 32 * 1024;
 
 /// A chunk: a buffer and how many of its bytes hold data (none: end of body).

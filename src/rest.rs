@@ -271,7 +271,7 @@ mod tests {
     use super::*;
 
     fn skip(rest: &str, eof: bool) -> Result<Option<usize>> {
-        page::value_len(rest.as_bytes(), eof).map_err(element_error)
+        page::value_len(rest, eof).map_err(element_error)
     }
 
     fn page_of(body: &[u8], offset: u64, limit: u32) -> Page {
@@ -297,7 +297,7 @@ mod tests {
             b"{\"data\":{}}",
         ] {
             let e = page::stream(body, u64::MAX, |rest, eof| {
-                let n = page::value_len(rest.as_bytes(), eof).map_err(element_error)?;
+                let n = page::value_len(rest, eof).map_err(element_error)?;
                 if let Some(n) = n {
                     page::parse_element(&rest[..n]).map_err(element_error)?;
                 }

@@ -783,7 +783,7 @@ fn check(cfg: &Config) -> Result<()> {
         &api_key,
         &cur,
         || Ok(()),
-        |rest, eof| page::value_len(rest.as_bytes(), eof).map_err(rest::element_error),
+        |rest, eof| page::value_len(rest, eof).map_err(rest::element_error),
     )? {
         Fetched::Page(p) => say(format!(
             "API: OK, the key is accepted at {}; {} IOCs match since {}",

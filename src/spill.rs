@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use crate::error::{Kind, KindExt};
 
 /// Bytes kept in memory before a buffer goes to the spill file.
-pub const MEMORY_CAP: usize = 128 * 1024;
+const MEMORY_CAP: usize = 128 * 1024;
 
 pub struct Spill {
     buf: Vec<u8>,

@@ -252,16 +252,15 @@ pub fn next_element(
 ) -> Result<Option<(Element<'_>, usize)>, page::Error> {
     let mut it = serde_json::Deserializer::from_str(rest).into_iter::<Raw>();
     match it.next() {
-        Some(Ok(raw)) => {
+        Some(Ok(mut raw)) => {
             let len = it.byte_offset();
             // A value that ends where the text ends may go on in the next chunk.
             if len == rest.len() && !eof {
                 return Ok(None);
             }
             let text = element(rest, len)?;
-            let mut raw = raw;
             raw.text = text;
-            Ok(Some(if raw.plain(text, max_field_bytes) {
+            Ok(Some(if raw.plain(max_field_bytes) {
                 (Element::Plain(raw), len)
             } else {
                 (Element::Other(text), len)
@@ -296,15 +295,15 @@ impl<'a> Raw<'a> {
     pub fn parse(text: &'a str, max_field_bytes: usize) -> Option<Raw<'a>> {
         let mut raw: Raw = serde_json::from_str(text).ok()?;
         raw.text = text;
-        raw.plain(text, max_field_bytes).then_some(raw)
+        raw.plain(max_field_bytes).then_some(raw)
     }
 
-    /// Whether this record, whose JSON text is `text`, can be printed from its own bytes: no
-    /// raw line break (valid JSON has them only between tokens) and no U+2028/U+2029, no
-    /// longer than `max_field_bytes` (so no string in it needs cutting), no duplicate keys,
-    /// and string `type` and `value`.
-    pub fn plain(&self, text: &str, max_field_bytes: usize) -> bool {
-        let bytes = text.as_bytes();
+    /// Whether this record can be printed from its own JSON text: no raw line break (valid
+    /// JSON has them only between tokens) and no U+2028/U+2029, no longer than
+    /// `max_field_bytes` (so no string in it needs cutting), no duplicate keys, and string
+    /// `type` and `value`.
+    pub fn plain(&self, max_field_bytes: usize) -> bool {
+        let bytes = self.text.as_bytes();
         if bytes.len() > max_field_bytes {
             return false;
         }

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the pure parts, so regressions show: page decoding (streaming),
-//! event encoding, and STIX pattern parsing. `cargo bench --bench micro` (or `make bench`).
+//! event encoding, and STIX pattern parsing. `cargo bench --bench micro` (or `make bench`);
+//! `cargo bench --bench micro -- NAME` runs the cases whose name contains NAME.
 //! No harness crate: each case runs until it has taken about a second, in batches, and the
 //! median batch is reported.
 
@@ -7,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use socdefenders_iocs::{event, page, stix};
+use socdefenders_iocs::{event, page, scan, stix};
 
 fn record(i: usize) -> Value {
     json!({
@@ -21,8 +22,14 @@ fn record(i: usize) -> Value {
     })
 }
 
-/// Runs `f` in batches for about a second; returns the median time per call.
+/// Runs `f` in batches for about a second; returns the median time per call. Skipped unless
+/// its name contains the first argument, if any (`cargo bench --bench micro -- scan`).
 fn bench(name: &str, bytes: usize, mut f: impl FnMut()) {
+    if let Some(filter) = std::env::args().nth(1).filter(|a| a != "--bench")
+        && !name.contains(&filter)
+    {
+        return;
+    }
     let start = Instant::now();
     let mut per_call = Vec::new();
     let mut batch = 1u32;
@@ -67,13 +74,28 @@ fn main() {
         },
     );
     let mut out = Vec::with_capacity(8 << 20);
+    let mut members = scan::Members::default();
+    let texts: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    bench(
+        "scan::record alone, 10,000 records",
+        texts.iter().map(String::len).sum(),
+        || {
+            for t in &texts {
+                assert!(matches!(
+                    scan::record(black_box(t), 8192, &mut members),
+                    scan::Scan::Record(_)
+                ));
+            }
+        },
+    );
     bench(
         "page::stream + next_element + fast path, 10,000 records",
         body.len(),
         || {
             out.clear();
             page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
-                let Some((el, used)) = event::next_element(rest, eof, 8192).unwrap() else {
+                let Some((el, used)) = event::next_element(rest, eof, 8192, &mut members).unwrap()
+                else {
                     return Ok(None);
                 };
                 let event::Element::Plain(raw) = el else {

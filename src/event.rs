@@ -10,11 +10,11 @@
 use std::borrow::Cow;
 use std::io;
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::Visitor;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::value::RawValue;
 
 use crate::page;
+use crate::scan::{self, MAX_MEMBERS, Member, Members, Scan};
 use serde_json::{Map, Value};
 
 /// Longest line this program prints, newline excluded. props.conf `TRUNCATE` is above it.
@@ -185,12 +185,31 @@ fn cap_plain(s: &str, max: usize) -> Cow<'_, str> {
     ))
 }
 
-/// A record whose members are borrowed slices of the page: the fast path for the usual
-/// record, which is already compact JSON that needs no change but reordering.
+/// A record printed from its own bytes, its members found by [`scan::record`]: the fast path
+/// for the usual record, which is already compact JSON that needs no change but reordering.
 pub struct Raw<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
-    /// The record's JSON text, which the members borrow from (set once it is known).
+    /// The record's JSON text.
     text: &'a str,
+    members: &'a [Member],
+    /// For each of [`KEY_FIELDS`], the index of its member, or [`ABSENT`].
+    key_at: [u8; KEY_FIELDS.len()],
+    /// Bit m: member m is one of the key fields.
+    key_members: u32,
+}
+
+const ABSENT: u8 = u8::MAX;
+
+/// The index of `key` in [`KEY_FIELDS`] (a `match`, one comparison per key, not six).
+fn key_field(key: &[u8]) -> Option<usize> {
+    match key {
+        b"type" => Some(0),
+        b"value" => Some(1),
+        b"confidence" => Some(2),
+        b"id" => Some(3),
+        b"first_seen" => Some(4),
+        b"last_seen" => Some(5),
+        _ => None,
+    }
 }
 
 /// A map key, borrowed when it has no escapes.
@@ -215,62 +234,38 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for Raw<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Raw<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Raw<'de>, M::Error> {
-                let mut members = Vec::with_capacity(16);
-                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    members.push((k.0, v));
-                }
-                Ok(Raw { members, text: "" })
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 /// One element of a page's `data`, found at the start of the unread bytes.
 pub enum Element<'a> {
-    /// A usual record, printable from its own bytes (see [`Raw::plain`]).
+    /// A usual record, printable from its own bytes (see [`Raw::new`]).
     Plain(Raw<'a>),
     /// Anything else, for the general path: the element's text.
     Other(&'a str),
 }
 
-/// Parses the element at the start of `rest` in one pass. `Ok(None)`: `rest` does not hold all
-/// of it yet. An element that is not even balanced JSON is an error for the whole page.
-pub fn next_element(
-    rest: &str,
+/// Finds the element at the start of `rest` in one pass, noting a record's members in
+/// `members`. `Ok(None)`: `rest` does not hold all of it yet. An element that is not even
+/// balanced JSON is an error for the whole page.
+pub fn next_element<'a>(
+    rest: &'a str,
     eof: bool,
     max_field_bytes: usize,
-) -> Result<Option<(Element<'_>, usize)>, page::Error> {
-    let mut it = serde_json::Deserializer::from_str(rest).into_iter::<Raw>();
-    match it.next() {
-        Some(Ok(mut raw)) => {
-            let len = it.byte_offset();
-            // A value that ends where the text ends may go on in the next chunk.
-            if len == rest.len() && !eof {
-                return Ok(None);
-            }
-            let text = element(rest, len)?;
-            raw.text = text;
-            Ok(Some(if raw.plain(max_field_bytes) {
-                (Element::Plain(raw), len)
-            } else {
-                (Element::Other(text), len)
-            }))
+    members: &'a mut Members,
+) -> Result<Option<(Element<'a>, usize)>, page::Error> {
+    match scan::record(rest, max_field_bytes, members) {
+        Scan::Record(rec) => {
+            let text = element(rest, rec.len)?;
+            Ok(Some(
+                match Raw::new(text, &members[..rec.count], rec.printable) {
+                    Some(raw) => (Element::Plain(raw), rec.len),
+                    None => (Element::Other(text), rec.len),
+                },
+            ))
         }
-        Some(Err(e)) if e.is_eof() => Ok(None),
-        None => Ok(None),
-        // Not an object, or bad syntax: find its extent by structure and let the general path
-        // decide (an invalid record is skipped, broken JSON fails the page).
-        Some(Err(_)) => {
+        Scan::More if !eof => Ok(None),
+        // Not an object, not JSON, or longer than a printable record: find its extent by
+        // structure and let the general path decide (an invalid record is skipped, broken
+        // JSON fails the page).
+        Scan::More | Scan::Unsure => {
             let start = rest.len()
                 - rest
                     .trim_start_matches(|c: char| c.is_ascii_whitespace())
@@ -291,45 +286,72 @@ fn element(rest: &str, len: usize) -> Result<&str, page::Error> {
 }
 
 impl<'a> Raw<'a> {
-    /// Parses `text` as a record for the fast path, if it qualifies (see [`Raw::plain`]).
-    pub fn parse(text: &'a str, max_field_bytes: usize) -> Option<Raw<'a>> {
-        let mut raw: Raw = serde_json::from_str(text).ok()?;
-        raw.text = text;
-        raw.plain(max_field_bytes).then_some(raw)
-    }
-
-    /// Whether this record can be printed from its own JSON text: no raw line break (valid
-    /// JSON has them only between tokens) and no U+2028/U+2029, no longer than
-    /// `max_field_bytes` (so no string in it needs cutting), no duplicate keys, and string
-    /// `type` and `value`.
-    pub fn plain(&self, max_field_bytes: usize) -> bool {
-        let bytes = self.text.as_bytes();
-        if bytes.len() > max_field_bytes {
-            return false;
+    /// The record in `text`, its `members` found by [`scan::record`], if it can be printed
+    /// from its own bytes: the scan found it `printable` (no raw line break, no U+2028/U+2029,
+    /// no escaped key; the scan's cap kept it within `max_field_bytes`, so no string needs
+    /// cutting), it has no duplicate keys, and `type` and `value` are strings.
+    pub fn new(text: &'a str, members: &'a [Member], printable: bool) -> Option<Raw<'a>> {
+        if !printable {
+            return None;
         }
-        for i in memchr::memchr3_iter(b'\n', b'\r', 0xE2, bytes) {
-            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9; other E2 characters are fine.
-            if bytes[i] != 0xE2 || matches!(bytes.get(i + 1..i + 3), Some([0x80, 0xA8 | 0xA9])) {
-                return false;
+        let bytes = text.as_bytes();
+        let key = |m: &Member| &bytes[m.key as usize + 1..m.key_end as usize - 1];
+        let mut key_at = [ABSENT; KEY_FIELDS.len()];
+        let mut key_members = 0u32;
+        for (i, m) in members.iter().enumerate() {
+            match key_field(key(m)) {
+                Some(f) if key_at[f] == ABSENT => {
+                    key_at[f] = i as u8;
+                    key_members |= 1 << i;
+                }
+                Some(_) => return None,
+                None => {
+                    let k = key(m);
+                    let dup = members[..i]
+                        .iter()
+                        .enumerate()
+                        .any(|(j, o)| key_members & (1 << j) == 0 && key(o) == k);
+                    if dup {
+                        return None;
+                    }
+                }
             }
         }
-        for (i, (k, _)) in self.members.iter().enumerate() {
-            if self.members[..i].iter().any(|(o, _)| o == k) {
-                return false;
+        let raw = Raw {
+            text,
+            members,
+            key_at,
+            key_members,
+        };
+        let is_string = |f: usize| raw.value(f).is_some_and(|v| v.starts_with('"'));
+        (is_string(0) && is_string(1)).then_some(raw)
+    }
+
+    /// Parses `text` as a record for the fast path, if it qualifies (see [`Raw::new`]).
+    #[cfg(test)]
+    pub fn parse(
+        text: &'a str,
+        max_field_bytes: usize,
+        members: &'a mut Members,
+    ) -> Option<Raw<'a>> {
+        match scan::record(text, max_field_bytes, members) {
+            Scan::Record(rec) if rec.len == text.len() => {
+                Raw::new(text, &members[..rec.count], rec.printable)
             }
+            _ => None,
         }
-        ["type", "value"]
-            .iter()
-            .all(|key| self.get(key).is_some_and(|v| v.get().starts_with('"')))
     }
 
-    fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    /// The JSON text of key field `f` (an index in [`KEY_FIELDS`]).
+    fn value(&self, f: usize) -> Option<&'a str> {
+        // ABSENT is past the end of `members`.
+        let m = self.members.get(usize::from(*self.key_at.get(f)?))?;
+        Some(&self.text[m.value as usize..m.value_end as usize])
     }
 
-    /// A member's string value, decoded.
+    /// A key field's string value, decoded (only [`KEY_FIELDS`] can be asked for).
     pub fn str(&self, key: &str) -> Option<Cow<'a, str>> {
-        let text = self.get(key)?.get();
+        let text = self.value(key_field(key.as_bytes())?)?;
         let inner = text.strip_prefix('"')?.strip_suffix('"')?;
         if !inner.contains('\\') {
             return Some(Cow::Borrowed(inner));
@@ -339,9 +361,9 @@ impl<'a> Raw<'a> {
 
     /// Same as [`identity`] for a parsed record.
     pub fn identity(&self) -> Cow<'a, str> {
-        match self.get("id") {
-            Some(v) if v.get().starts_with('"') => self.str("id").unwrap_or_default(),
-            Some(v) if v.get() != "null" => Cow::Borrowed(v.get()),
+        match self.value(3) {
+            Some(v) if v.starts_with('"') => self.str("id").unwrap_or_default(),
+            Some(v) if v != "null" => Cow::Borrowed(v),
             _ => Cow::Owned(format!(
                 "{}:{}",
                 self.str("type").unwrap_or_default(),
@@ -350,73 +372,46 @@ impl<'a> Raw<'a> {
         }
     }
 
-    /// Where member `m` is in the text, when it is written there exactly as it is printed
-    /// (`"key":value`, key without escapes): its start and end offsets.
-    fn span(&self, m: usize) -> Option<(usize, usize)> {
-        let (Cow::Borrowed(k), v) = &self.members[m] else {
-            return None;
-        };
-        let base = self.text.as_ptr() as usize;
-        let key = (k.as_ptr() as usize).checked_sub(base)?;
-        let value = (v.get().as_ptr() as usize).checked_sub(base)?;
-        let bytes = self.text.as_bytes();
-        let tight = key >= 1
-            && bytes.get(key - 1) == Some(&b'"')
-            && bytes.get(key + k.len()..key + k.len() + 2) == Some(b"\":")
-            && value == key + k.len() + 2;
-        let end = value + v.get().len();
-        (tight && end <= bytes.len()).then_some((key - 1, end))
-    }
-
     /// Appends the line (no newline): key fields first, then the rest in their order. Members
-    /// that follow each other in the text, in the order they are printed, are copied as one
-    /// span (in the usual record, all of them after `id`).
+    /// written `"key":value` (no space around the colon) that follow each other in the text
+    /// in the order they are printed are copied as one span (in the usual record, all of them
+    /// after `id`).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let mut order: Vec<usize> = Vec::with_capacity(self.members.len());
-        for k in KEY_FIELDS {
-            if let Some(m) = self.members.iter().position(|(m, _)| m == k) {
-                order.push(m);
-            }
+        let mut order = [0u8; MAX_MEMBERS];
+        let mut n = 0;
+        for &m in self.key_at.iter().filter(|&&m| m != ABSENT) {
+            order[n] = m;
+            n += 1;
         }
-        for (m, (k, _)) in self.members.iter().enumerate() {
-            if !KEY_FIELDS.contains(&k.as_ref()) {
-                order.push(m);
-            }
+        for m in (0..self.members.len()).filter(|m| self.key_members & (1 << m) == 0) {
+            order[n] = m as u8;
+            n += 1;
         }
+        let text = self.text.as_bytes();
+        let tight = |m: &Member| m.value == m.key_end + 1;
         out.push(b'{');
         let mut i = 0;
-        while i < order.len() {
+        while i < n {
             if i > 0 {
                 out.push(b',');
             }
-            if let Some((start, mut end)) = self.span(order[i]) {
-                while i + 1 < order.len() && order[i + 1] == order[i] + 1 {
-                    match self.span(order[i + 1]) {
-                        Some((next, next_end)) if self.text.get(end..next) == Some(",") => {
-                            end = next_end;
-                            i += 1;
-                        }
-                        _ => break,
+            let m = &self.members[usize::from(order[i])];
+            if tight(m) {
+                let mut end = m.value_end;
+                while i + 1 < n && order[i + 1] == order[i] + 1 {
+                    let next = &self.members[usize::from(order[i + 1])];
+                    if !(tight(next) && next.key == end + 1 && text[end as usize] == b',') {
+                        break;
                     }
+                    end = next.value_end;
+                    i += 1;
                 }
-                out.extend_from_slice(&self.text.as_bytes()[start..end]);
+                out.extend_from_slice(&text[m.key as usize..end as usize]);
             } else {
-                let (k, v) = &self.members[order[i]];
-                match k {
-                    // A borrowed key had no escapes in the input: its bytes are its JSON.
-                    Cow::Borrowed(b) => {
-                        out.push(b'"');
-                        out.extend_from_slice(b.as_bytes());
-                        out.push(b'"');
-                    }
-                    Cow::Owned(o) => {
-                        let mut ser =
-                            serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
-                        ser.serialize_str(o).expect("writing to a Vec cannot fail");
-                    }
-                }
+                // Keys have no escapes here: their bytes are their JSON.
+                out.extend_from_slice(&text[m.key as usize..m.key_end as usize]);
                 out.push(b':');
-                out.extend_from_slice(v.get().as_bytes());
+                out.extend_from_slice(&text[m.value as usize..m.value_end as usize]);
             }
             i += 1;
         }
@@ -525,12 +520,13 @@ mod tests {
     fn the_fast_path_prints_what_the_general_path_prints() {
         let cases = [
             json!({"id": "x", "zz": {"a": [1, null, "q\\\"uote"]}, "value": "1.2.3.4", "type": "ipv4", "last_seen": "2026-01-01T00:00:00Z"}),
-            json!({"type": "url", "value": "http://a/é", "k\"ey": true, "n": 1.5e3}),
+            json!({"type": "url", "value": "http://a/é", "k-ey": true, "n": 1.5e3, "s": "q\"\u{1}"}),
             json!({"value": "v", "type": "domain", "id": null}),
         ];
         for v in cases {
             let text = serde_json::to_string(&v).unwrap();
-            let raw = Raw::parse(&text, 8192).expect("fast path");
+            let mut members = Members::default();
+            let raw = Raw::parse(&text, 8192, &mut members).expect("fast path");
             let mut fast = Vec::new();
             raw.encode_into(&mut fast);
             assert_eq!(
@@ -543,14 +539,16 @@ mod tests {
 
     #[test]
     fn members_copied_as_spans_print_what_the_general_path_prints() {
-        // Tight runs are copied whole; spaces around ':' or ',' and an escaped key end a run.
+        // Tight runs are copied whole; spaces around ':' or ',' end a run.
         for text in [
             r#"{"id":"x","type":"url","value":"v","source":{"a":1},"tags":["t"],"n":2}"#,
-            r#"{"id":"x","type":"url" ,"value":"v","k\"ey":1,"a":[1],"b" :{"c":3},"first_seen":"s"}"#,
+            r#"{"id":"x","type":"url" ,"value":"v","k":1,"a":[1],"b" :{"c":3},"first_seen":"s"}"#,
+            r#"{"id":"x","type":"url","value":"v","k":1, "a":[1],"b":{"c":3},	"first_seen":"s"}"#,
             r#"{ "type":"url","value":"v","x":true,"confidence":"high","id":7 }"#,
             r#"{"last_seen":"l","first_seen":"f","id":"i","confidence":"c","value":"v","type":"t"}"#,
         ] {
-            let raw = Raw::parse(text, 8192).expect("fast path");
+            let mut members = Members::default();
+            let raw = Raw::parse(text, 8192, &mut members).expect("fast path");
             let mut fast = Vec::new();
             raw.encode_into(&mut fast);
             let v: Value = serde_json::from_str(text).unwrap();
@@ -566,36 +564,125 @@ mod tests {
     fn unusual_records_take_the_general_path() {
         let long =
             serde_json::to_string(&json!({"type": "url", "value": "x".repeat(100)})).unwrap();
-        assert!(Raw::parse(&long, 50).is_none());
-        assert!(Raw::parse(r#"{"type":"url","value":"a","type":"ipv4"}"#, 8192).is_none());
-        assert!(Raw::parse(r#"{"type":4,"value":"a"}"#, 8192).is_none());
-        assert!(Raw::parse(r#"{"type":"url"}"#, 8192).is_none());
-        assert!(Raw::parse("{\"type\":\"url\",\n\"value\":\"a\"}", 8192).is_none());
-        assert!(Raw::parse("{\"type\":\"url\",\"value\":\"a\u{2028}\"}", 8192).is_none());
-        assert!(Raw::parse("{\"type\":\"url\",\"value\":\"a \u{2013} b\"}", 8192).is_some());
-        assert!(Raw::parse(r#"{"type":"url", "value":"a", "n": [1, 2]}"#, 8192).is_some());
-        assert!(Raw::parse(r#"["type"]"#, 8192).is_none());
+        assert!(Raw::parse(&long, 50, &mut Members::default()).is_none());
+        assert!(
+            Raw::parse(
+                r#"{"type":"url","value":"a","type":"ipv4"}"#,
+                8192,
+                &mut Members::default()
+            )
+            .is_none()
+        );
+        assert!(Raw::parse(r#"{"type":4,"value":"a"}"#, 8192, &mut Members::default()).is_none());
+        assert!(Raw::parse(r#"{"type":"url"}"#, 8192, &mut Members::default()).is_none());
+        assert!(
+            Raw::parse(
+                "{\"type\":\"url\",\n\"value\":\"a\"}",
+                8192,
+                &mut Members::default()
+            )
+            .is_none()
+        );
+        assert!(
+            Raw::parse(
+                "{\"type\":\"url\",\"value\":\"a\u{2028}\"}",
+                8192,
+                &mut Members::default()
+            )
+            .is_none()
+        );
+        assert!(
+            Raw::parse(
+                "{\"type\":\"url\",\"value\":\"a \u{2013} b\"}",
+                8192,
+                &mut Members::default()
+            )
+            .is_some()
+        );
+        assert!(
+            Raw::parse(
+                r#"{"type":"url", "value":"a", "n": [1, 2]}"#,
+                8192,
+                &mut Members::default()
+            )
+            .is_some()
+        );
+        assert!(Raw::parse(r#"["type"]"#, 8192, &mut Members::default()).is_none());
+        // An escaped key, a record with more members than the scan notes.
+        assert!(
+            Raw::parse(
+                r#"{"type":"url","value":"a","k\"ey":1}"#,
+                8192,
+                &mut Members::default()
+            )
+            .is_none()
+        );
+        let wide = (0..MAX_MEMBERS)
+            .map(|i| format!(r#","k{i}":{i}"#))
+            .collect::<String>();
+        let wide = format!(r#"{{"type":"url","value":"a"{wide}}}"#);
+        assert!(Raw::parse(&wide, 8192, &mut Members::default()).is_none());
+        assert!(
+            Raw::parse(
+                &wide.replacen(r#","k0":0"#, "", 1),
+                8192,
+                &mut Members::default()
+            )
+            .is_none()
+        );
+        assert!(
+            Raw::parse(
+                &wide.replacen(r#","k0":0,"k1":1"#, "", 1),
+                8192,
+                &mut Members::default()
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn key_fields_are_matched_in_their_order() {
+        for (i, k) in KEY_FIELDS.iter().enumerate() {
+            assert_eq!(key_field(k.as_bytes()), Some(i));
+        }
+        assert_eq!(key_field(b"types"), None);
     }
 
     #[test]
     fn elements_are_found_in_one_pass_or_asked_for_more() {
+        let mut m = Members::default();
         let buf = r#"{"type":"ipv4","value":"1.1.1.1"},{"type":4}"#;
-        let Some((Element::Plain(r), n)) = next_element(buf, false, 8192).unwrap() else {
+        let Some((Element::Plain(r), n)) = next_element(buf, false, 8192, &mut m).unwrap() else {
             panic!()
         };
         assert_eq!((n, r.str("value").unwrap().as_ref()), (33, "1.1.1.1"));
-        assert!(next_element(&buf[..20], false, 8192).unwrap().is_none());
-        // exactly at the end of the bytes read so far: maybe more is coming
-        assert!(next_element(&buf[..33], false, 8192).unwrap().is_none());
+        assert!(
+            next_element(&buf[..20], false, 8192, &mut Members::default())
+                .unwrap()
+                .is_none()
+        );
+        // An object ends with its brace, even at the end of the bytes read so far; a number
+        // there may go on in the next chunk.
         assert!(matches!(
-            next_element(&buf[..33], true, 8192).unwrap(),
+            next_element(&buf[..33], false, 8192, &mut Members::default()).unwrap(),
             Some((Element::Plain(_), 33))
         ));
-        let Some((Element::Other(b), n)) = next_element(&buf[34..], true, 8192).unwrap() else {
+        assert!(
+            next_element("12", false, 8192, &mut Members::default())
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            next_element("12", true, 8192, &mut Members::default()).unwrap(),
+            Some((Element::Other("12"), 2))
+        ));
+        let Some((Element::Other(b), n)) = next_element(&buf[34..], true, 8192, &mut m).unwrap()
+        else {
             panic!()
         };
         assert_eq!((b, n), (r#"{"type":4}"#, 10));
-        let Some((Element::Other(b), _)) = next_element(" [1, 2] ,", false, 8192).unwrap() else {
+        let Some((Element::Other(b), _)) = next_element(" [1, 2] ,", false, 8192, &mut m).unwrap()
+        else {
             panic!()
         };
         assert_eq!(b, " [1, 2]");
@@ -611,13 +698,14 @@ mod tests {
             "{\"data\":[1\u{2028}]}",
         ] {
             for step in [1, 3, 64] {
+                let mut m = Members::default();
                 let r = page::stream(
                     page::Trickle(body.as_bytes(), step),
                     u64::MAX,
                     |rest, eof| {
                         // As run.rs does: an element that is not JSON fails the page.
-                        let found =
-                            next_element(rest, eof, 8192).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        let found = next_element(rest, eof, 8192, &mut m)
+                            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                         if let Some((Element::Other(text), _)) = &found {
                             page::parse_element(text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                         }
@@ -834,12 +922,13 @@ mod differential {
                 .collect();
 
             let mut got = Vec::new();
+            let mut m = Members::default();
             let sum = page::stream(
                 Chunks(body.as_bytes(), Rng(case + 1)),
                 u64::MAX,
                 |rest, eof| {
-                    let Some((el, used)) =
-                        next_element(rest, eof, 8192).map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    let Some((el, used)) = next_element(rest, eof, 8192, &mut m)
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?
                     else {
                         return Ok(None);
                     };

@@ -13,6 +13,7 @@ pub mod page;
 pub mod readahead;
 pub mod rest;
 pub mod run;
+pub mod scan;
 pub mod spill;
 pub mod splunkd;
 pub mod state;

@@ -16,7 +16,7 @@ use crate::page;
 use crate::rest::{self, Fetched};
 use crate::spill::Spill;
 use crate::state::{self, Cursor, Order, PageFacts, State, Store};
-use crate::{event, log, splunkd, stix, taxii, timeutil};
+use crate::{event, log, scan, splunkd, stix, taxii, timeutil};
 use serde_json::Value;
 
 pub fn main(cli: Cli) -> Result<()> {
@@ -306,9 +306,11 @@ impl Run<'_> {
                 ..PageFacts::default()
             };
             let (mut index, mut invalid) = (0u64, 0usize);
+            let mut members = scan::Members::default();
             let sink = |rest: &str, eof: bool| -> Result<Option<usize>> {
-                let Some((element, used)) = event::next_element(rest, eof, cfg.max_field_bytes)
-                    .map_err(rest::element_error)?
+                let Some((element, used)) =
+                    event::next_element(rest, eof, cfg.max_field_bytes, &mut members)
+                        .map_err(rest::element_error)?
                 else {
                     return Ok(None);
                 };

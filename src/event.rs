@@ -199,15 +199,20 @@ pub struct Raw<'a> {
 
 const ABSENT: u8 = u8::MAX;
 
-/// The index of `key` in [`KEY_FIELDS`] (a `match`, one comparison per key, not six).
+/// The index of `key` in [`KEY_FIELDS`]. It runs for every member of every record, so it
+/// picks the candidate by length and compares fixed-size arrays (a load and a compare each,
+/// where comparing slices calls `memcmp`).
 fn key_field(key: &[u8]) -> Option<usize> {
-    match key {
-        b"type" => Some(0),
-        b"value" => Some(1),
-        b"confidence" => Some(2),
-        b"id" => Some(3),
-        b"first_seen" => Some(4),
-        b"last_seen" => Some(5),
+    fn is<const N: usize>(key: &[u8], name: &[u8; N]) -> bool {
+        <&[u8; N]>::try_from(key).is_ok_and(|k| k == name)
+    }
+    match key.len() {
+        2 if is(key, b"id") => Some(3),
+        4 if is(key, b"type") => Some(0),
+        5 if is(key, b"value") => Some(1),
+        9 if is(key, b"last_seen") => Some(5),
+        10 if is(key, b"confidence") => Some(2),
+        10 if is(key, b"first_seen") => Some(4),
         _ => None,
     }
 }
@@ -242,25 +247,53 @@ pub enum Element<'a> {
     Other(&'a str),
 }
 
+/// What the scan found at the start of the unread text: a record, with where its members are,
+/// or any other element, for the general path.
+pub enum Found<'a> {
+    Record {
+        text: &'a str,
+        members: &'a [Member],
+        /// See [`scan::Record::printable`].
+        printable: bool,
+    },
+    Other(&'a str),
+}
+
+impl<'a> Found<'a> {
+    /// The element, printable from its own bytes if it qualifies (see [`Raw::new`]).
+    pub fn element(self) -> Element<'a> {
+        match self {
+            Found::Record {
+                text,
+                members,
+                printable,
+            } => match Raw::new(text, members, printable) {
+                Some(raw) => Element::Plain(raw),
+                None => Element::Other(text),
+            },
+            Found::Other(text) => Element::Other(text),
+        }
+    }
+}
+
 /// Finds the element at the start of `rest` in one pass, noting a record's members in
 /// `members`. `Ok(None)`: `rest` does not hold all of it yet. An element that is not even
 /// balanced JSON is an error for the whole page.
-pub fn next_element<'a>(
+pub fn find<'a>(
     rest: &'a str,
     eof: bool,
     max_field_bytes: usize,
     members: &'a mut Members,
-) -> Result<Option<(Element<'a>, usize)>, page::Error> {
+) -> Result<Option<(Found<'a>, usize)>, page::Error> {
     match scan::record(rest, max_field_bytes, members) {
-        Scan::Record(rec) => {
-            let text = element(rest, rec.len)?;
-            Ok(Some(
-                match Raw::new(text, &members[..rec.count], rec.printable) {
-                    Some(raw) => (Element::Plain(raw), rec.len),
-                    None => (Element::Other(text), rec.len),
-                },
-            ))
-        }
+        Scan::Record(rec) => Ok(Some((
+            Found::Record {
+                text: element(rest, rec.len)?,
+                members: &members[..rec.count],
+                printable: rec.printable,
+            },
+            rec.len,
+        ))),
         Scan::More if !eof => Ok(None),
         // Not an object, not JSON, or longer than a printable record: find its extent by
         // structure and let the general path decide (an invalid record is skipped, broken
@@ -271,11 +304,21 @@ pub fn next_element<'a>(
                     .trim_start_matches(|c: char| c.is_ascii_whitespace())
                     .len();
             match page::value_len(&rest[start..], eof)? {
-                Some(n) => Ok(Some((Element::Other(element(rest, start + n)?), start + n))),
+                Some(n) => Ok(Some((Found::Other(element(rest, start + n)?), start + n))),
                 None => Ok(None),
             }
         }
     }
+}
+
+/// [`find`], then [`Found::element`].
+pub fn next_element<'a>(
+    rest: &'a str,
+    eof: bool,
+    max_field_bytes: usize,
+    members: &'a mut Members,
+) -> Result<Option<(Element<'a>, usize)>, page::Error> {
+    Ok(find(rest, eof, max_field_bytes, members)?.map(|(found, used)| (found.element(), used)))
 }
 
 /// The first `len` bytes of `rest`. A JSON value ends with an ASCII byte, so `len` is always
@@ -342,18 +385,22 @@ impl<'a> Raw<'a> {
         }
     }
 
-    /// The JSON text of key field `f` (an index in [`KEY_FIELDS`]).
-    fn value(&self, f: usize) -> Option<&'a str> {
+    /// Key field `f` (an index in [`KEY_FIELDS`]) and its JSON text.
+    fn member(&self, f: usize) -> Option<(&'a Member, &'a str)> {
         // ABSENT is past the end of `members`.
         let m = self.members.get(usize::from(*self.key_at.get(f)?))?;
-        Some(&self.text[m.value as usize..m.value_end as usize])
+        Some((m, &self.text[m.value as usize..m.value_end as usize]))
+    }
+
+    fn value(&self, f: usize) -> Option<&'a str> {
+        self.member(f).map(|(_, text)| text)
     }
 
     /// A key field's string value, decoded (only [`KEY_FIELDS`] can be asked for).
     pub fn str(&self, key: &str) -> Option<Cow<'a, str>> {
-        let text = self.value(key_field(key.as_bytes())?)?;
+        let (m, text) = self.member(key_field(key.as_bytes())?)?;
         let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-        if !inner.contains('\\') {
+        if !m.escaped {
             return Some(Cow::Borrowed(inner));
         }
         serde_json::from_str::<Key>(text).ok().map(|k| k.0)

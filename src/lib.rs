@@ -4,13 +4,13 @@
 pub mod cli;
 pub mod conf;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod event;
 pub mod http;
 pub mod key;
 pub mod log;
 pub mod page;
-pub mod readahead;
 pub mod rest;
 pub mod run;
 pub mod scan;

@@ -8,11 +8,12 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::config::{AuthHeader, Config};
+use crate::decode;
 use crate::error::{Kind, fail};
+use crate::event::Found;
 use crate::http::{self, Client, Response, Sent};
 use crate::key::Secret;
 use crate::page;
-use crate::readahead::ReadAhead;
 use crate::state::Cursor;
 use crate::timeutil;
 
@@ -68,16 +69,16 @@ fn auth(cfg: &Config, key: &Secret) -> (&'static str, String) {
     }
 }
 
-/// Fetches one page at `cur`, streaming the records to `sink` as they arrive (see
-/// [`page::stream`] for its contract). `before_each` runs before each attempt (budget
-/// accounting). A sink should fail with [`element_error`] on a record that is not JSON.
+/// Fetches one page at `cur`, handing its elements to `each` in order as they are found (see
+/// [`decode::elements`]). `before_each` runs before each attempt (budget accounting). `each`
+/// should fail with [`element_error`] on a record that is not JSON.
 pub fn fetch(
     client: &Client,
     cfg: &Config,
     key: &Secret,
     cur: &Cursor,
     before_each: impl FnMut() -> Result<()>,
-    sink: impl FnMut(&str, bool) -> Result<Option<usize>>,
+    each: impl FnMut(Found<'_>) -> Result<()>,
 ) -> Result<Fetched> {
     let url = url(cfg, cur);
     let (h, v) = auth(cfg, key);
@@ -106,8 +107,12 @@ pub fn fetch(
     if content_type.contains("html") {
         return Err(html_error(&content_type));
     }
-    let body = ReadAhead::new(resp.into_body().into_reader());
-    let sum = match page::stream(body, client.max_body(), sink) {
+    let threaded = resp
+        .body()
+        .content_length()
+        .is_none_or(|n| n >= decode::THREAD_FROM);
+    let body = resp.into_body().into_reader();
+    let sum = match decode::elements(body, client.max_body(), cfg.max_field_bytes, threaded, each) {
         Ok(sum) => sum,
         Err(page::Error::Io(e)) => return Err(client.describe_io(e, what)),
         Err(e) => return Err(page_error(e, client.max_body())),

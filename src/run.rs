@@ -16,7 +16,7 @@ use crate::page;
 use crate::rest::{self, Fetched};
 use crate::spill::Spill;
 use crate::state::{self, Cursor, Order, PageFacts, State, Store};
-use crate::{event, log, scan, splunkd, stix, taxii, timeutil};
+use crate::{event, log, splunkd, stix, taxii, timeutil};
 use serde_json::Value;
 
 pub fn main(cli: Cli) -> Result<()> {
@@ -306,14 +306,8 @@ impl Run<'_> {
                 ..PageFacts::default()
             };
             let (mut index, mut invalid) = (0u64, 0usize);
-            let mut members = scan::Members::default();
-            let sink = |rest: &str, eof: bool| -> Result<Option<usize>> {
-                let Some((element, used)) =
-                    event::next_element(rest, eof, cfg.max_field_bytes, &mut members)
-                        .map_err(rest::element_error)?
-                else {
-                    return Ok(None);
-                };
+            let each = |found: event::Found<'_>| -> Result<()> {
+                let element = found.element();
                 index += 1;
                 // The usual record is printed from its bytes; anything unusual is parsed.
                 let parsed;
@@ -339,7 +333,7 @@ impl Run<'_> {
                                     cur.offset,
                                     id.chars().take(80).collect::<String>()
                                 ));
-                                return Ok(Some(used));
+                                return Ok(());
                             }
                         };
                         let seen = obj.get("last_seen").and_then(Value::as_str).unwrap_or("");
@@ -373,7 +367,7 @@ impl Run<'_> {
                     oversized = true;
                     bound = bound.max(out.fresh.len() * 2);
                 }
-                Ok(Some(used))
+                Ok(())
             };
             let mut spent = false;
             let (st, today) = (&mut self.st, &self.today);
@@ -383,7 +377,7 @@ impl Run<'_> {
                 api_key,
                 &cur,
                 || Self::gate(st, today, cfg.daily_budget, &mut spent),
-                sink,
+                each,
             );
             let page = match fetched {
                 Ok(Fetched::Page(p)) => p,
@@ -779,14 +773,7 @@ fn check(cfg: &Config) -> Result<()> {
         limit: 1,
         ..cfg.clone()
     };
-    match rest::fetch(
-        &client,
-        &probe,
-        &api_key,
-        &cur,
-        || Ok(()),
-        |rest, eof| page::value_len(rest, eof).map_err(rest::element_error),
-    )? {
+    match rest::fetch(&client, &probe, &api_key, &cur, || Ok(()), |_| Ok(()))? {
         Fetched::Page(p) => say(format!(
             "API: OK, the key is accepted at {}; {} IOCs match since {}",
             cfg.base_url,

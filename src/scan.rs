@@ -22,6 +22,8 @@ pub struct Member {
     /// The value's first byte, and the byte after its last.
     pub value: u32,
     pub value_end: u32,
+    /// The value is a string with escapes in it.
+    pub escaped: bool,
 }
 
 /// Where a record's members are noted: the caller's, so no record moves them around.
@@ -343,9 +345,14 @@ impl Scanner<'_> {
                 return Err(Stop::Unsure);
             }
             self.i += 1;
-            self.ws()?;
+            let first = self.ws()?;
             let value = self.i;
-            self.value()?;
+            let escaped = if first == b'"' {
+                self.string()?
+            } else {
+                self.value()?;
+                false
+            };
             if let Some(m) = members.get_mut(count) {
                 // Offsets fit: `b` is never longer than `u32::MAX` (see `record`).
                 *m = Member {
@@ -353,6 +360,7 @@ impl Scanner<'_> {
                     key_end: key_end as u32,
                     value: value as u32,
                     value_end: self.i as u32,
+                    escaped,
                 };
             }
             count += 1;
@@ -450,6 +458,8 @@ mod tests {
                             serde_json::from_str(&text[m.value as usize..m.value_end as usize])
                                 .unwrap();
                         assert_eq!(obj.get(&key), Some(&value), "{text:?}");
+                        let raw = &text[m.value as usize..m.value_end as usize];
+                        assert_eq!(m.escaped, raw.starts_with('"') && raw.contains('\\'));
                     }
                 }
                 if rec.printable {

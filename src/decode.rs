@@ -1,0 +1,295 @@
+//! A REST page's elements, found on a thread of their own when the body is large.
+//!
+//! Finding the elements is most of a large page's work: receiving the body, checking it is
+//! UTF-8, and the scan that validates each record and locates its members (see
+//! [`event::find`]). What is done with each element (de-duplication, encoding, the spill
+//! file) must stay with the caller, in page order. So for a large body a "decode" thread runs
+//! [`page::stream`] and hands over batches of found elements (their text, back to back, and
+//! where each record's members are), at most two batches ahead, while the caller handles the
+//! previous batch. Small bodies are decoded on the caller's thread: starting a thread would
+//! cost more than it saves. Errors arrive after every element found before them, in order.
+
+use std::io::Read;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use crate::event::{self, Found};
+use crate::page::{self, Summary};
+use crate::rest;
+use crate::scan::{Member, Members};
+
+/// Bodies at least this long (or of unknown length) are decoded on a thread.
+pub const THREAD_FROM: u64 = 256 * 1024;
+/// Text per batch: large enough that handing a batch over is rare, small enough to keep
+/// memory flat.
+const BATCH: usize = 32 * 1024;
+/// The decode thread's stack: `page::stream` parses `meta` and `links` with serde_json,
+/// which recurses up to its depth limit of 128.
+const STACK: usize = 512 * 1024;
+
+/// Decodes the page in `body` (at most `limit` bytes), calling `each` with every element of
+/// `data` in order; on a thread when `threaded`. An error from `each` stops the page and is
+/// returned as [`page::Error::Sink`].
+pub fn elements<R: Read + Send + 'static>(
+    body: R,
+    limit: u64,
+    max_field_bytes: usize,
+    threaded: bool,
+    mut each: impl FnMut(Found<'_>) -> anyhow::Result<()>,
+) -> Result<Summary, page::Error> {
+    if !threaded {
+        let mut members = Members::default();
+        return page::stream(body, limit, |rest, eof| {
+            Ok(match find(rest, eof, max_field_bytes, &mut members)? {
+                Some((found, used)) => {
+                    each(found)?;
+                    Some(used)
+                }
+                None => None,
+            })
+        });
+    }
+    let (batches, spent) = start(body, limit, max_field_bytes)?;
+    loop {
+        match batches.recv() {
+            Ok(Msg::Batch(mut batch)) => {
+                batch.each(&mut each).map_err(page::Error::Sink)?;
+                batch.clear();
+                let _ = spent.try_send(batch);
+            }
+            Ok(Msg::Done(result)) => return result,
+            Err(_) => {
+                return Err(page::Error::Io(std::io::Error::other(
+                    "the page's decoding thread stopped",
+                )));
+            }
+        }
+    }
+}
+
+fn find<'a>(
+    rest: &'a str,
+    eof: bool,
+    max_field_bytes: usize,
+    members: &'a mut Members,
+) -> anyhow::Result<Option<(Found<'a>, usize)>> {
+    event::find(rest, eof, max_field_bytes, members).map_err(rest::element_error)
+}
+
+enum Msg {
+    Batch(Batch),
+    /// The end of the page, after its last batch.
+    Done(Result<Summary, page::Error>),
+}
+
+/// Found elements, their text back to back.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    items: Vec<Item>,
+    /// The members of the batch's records, one record after another.
+    members: Vec<Member>,
+}
+
+struct Item {
+    /// Where the element's text ends in `text`.
+    end: usize,
+    /// A record: how many members it has in `members`, and whether it is printable.
+    record: Option<(usize, bool)>,
+}
+
+impl Batch {
+    fn push(&mut self, found: Found<'_>) {
+        let record = match found {
+            Found::Record {
+                text,
+                members,
+                printable,
+            } => {
+                self.text.push_str(text);
+                self.members.extend_from_slice(members);
+                Some((members.len(), printable))
+            }
+            Found::Other(text) => {
+                self.text.push_str(text);
+                None
+            }
+        };
+        self.items.push(Item {
+            end: self.text.len(),
+            record,
+        });
+    }
+
+    fn each(&self, f: &mut impl FnMut(Found<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let (mut start, mut m) = (0, 0);
+        for item in &self.items {
+            let text = &self.text[start..item.end];
+            start = item.end;
+            f(match item.record {
+                Some((count, printable)) => {
+                    m += count;
+                    Found::Record {
+                        text,
+                        members: &self.members[m - count..m],
+                        printable,
+                    }
+                }
+                None => Found::Other(text),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.items.clear();
+        self.members.clear();
+    }
+}
+
+/// Starts the decode thread: batches come on the first channel; used batches go back on the
+/// second for reuse.
+fn start<R: Read + Send + 'static>(
+    body: R,
+    limit: u64,
+    max_field_bytes: usize,
+) -> Result<(Receiver<Msg>, SyncSender<Batch>), page::Error> {
+    let (tx, batches) = sync_channel::<Msg>(1);
+    let (spent, spent_rx) = sync_channel::<Batch>(2);
+    std::thread::Builder::new()
+        .name("decode".into())
+        .stack_size(STACK)
+        .spawn(move || {
+            let mut members = Members::default();
+            let mut batch = Batch::default();
+            let result = page::stream(body, limit, |rest, eof| {
+                let Some((found, used)) = find(rest, eof, max_field_bytes, &mut members)? else {
+                    return Ok(None);
+                };
+                batch.push(found);
+                if batch.text.len() >= BATCH {
+                    let next = spent_rx.try_recv().unwrap_or_default();
+                    tx.send(Msg::Batch(std::mem::replace(&mut batch, next)))
+                        // The caller stopped (its handling of an element failed).
+                        .map_err(|_| anyhow::anyhow!("the page was abandoned"))?;
+                }
+                Ok(Some(used))
+            });
+            if !batch.items.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
+                return;
+            }
+            let _ = tx.send(Msg::Done(result));
+        })
+        .map_err(page::Error::Io)?;
+    Ok((batches, spent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Gives out its bytes at most `.1` at a time, as a socket does.
+    struct Pieces(Cursor<Vec<u8>>, usize);
+
+    impl Read for Pieces {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(self.1);
+            self.0.read(&mut out[..n])
+        }
+    }
+
+    /// A page of `n` records (and one element that is not a record, and one that is not
+    /// printable as is), with a `meta` nested `depth` deep.
+    fn page_of(n: usize, depth: usize) -> String {
+        let mut data: Vec<String> = (0..n)
+            .map(|i| {
+                format!(r#"{{"id":"r{i}","type":"domain","value":"d{i}.example","tags":["a"]}}"#)
+            })
+            .collect();
+        data.insert(n / 2, "[1, 2]".into());
+        data.insert(n / 3, "{\"type\":\"url\",\n\"value\":\"v\"}".into());
+        let meta = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        format!(
+            r#"{{"data":[{}],"meta":{{"deep":{meta}}}}}"#,
+            data.join(",")
+        )
+    }
+
+    /// What `each` saw: each element's text, and whether it came as a record.
+    fn run(body: &str, threaded: bool) -> (Result<Summary, page::Error>, Vec<(String, bool)>) {
+        let mut seen = Vec::new();
+        let r = elements(
+            Pieces(Cursor::new(body.as_bytes().to_vec()), 7919),
+            u64::MAX,
+            8192,
+            threaded,
+            |found| {
+                seen.push(match found {
+                    Found::Record {
+                        text,
+                        members,
+                        printable,
+                    } => {
+                        assert!(!members.is_empty());
+                        (text.to_string(), printable)
+                    }
+                    Found::Other(text) => (text.to_string(), false),
+                });
+                Ok(())
+            },
+        );
+        (r, seen)
+    }
+
+    #[test]
+    fn threaded_and_inline_find_the_same_elements() {
+        for n in [0, 1, 500, 5_000] {
+            let body = page_of(n, 126);
+            let (inline, want) = run(&body, false);
+            let (threaded, got) = run(&body, true);
+            let (inline, threaded) = (inline.unwrap(), threaded.unwrap());
+            assert_eq!(threaded, inline);
+            assert_eq!(threaded.count, n as u64 + 2);
+            assert!(got == want, "elements differ for {n} records");
+            assert_eq!(got.iter().filter(|(_, printable)| *printable).count(), n);
+        }
+    }
+
+    #[test]
+    fn a_page_that_breaks_late_fails_after_its_earlier_elements() {
+        let body = page_of(5_000, 1);
+        let cut = body.len() - 200;
+        for broken in [body[..cut].to_string(), format!("{}}}x", &body[..cut])] {
+            let (r, seen) = run(&broken, true);
+            assert!(r.is_err(), "{:?}", r.map(|s| s.count));
+            assert!(seen.len() > 4_000);
+            let (_, inline) = run(&broken, false);
+            assert!(seen == inline);
+        }
+    }
+
+    #[test]
+    fn a_failing_caller_stops_the_page() {
+        let body = page_of(5_000, 1);
+        let mut calls = 0;
+        let r = elements(
+            Pieces(Cursor::new(body.into_bytes()), 4096),
+            u64::MAX,
+            8192,
+            true,
+            |_| {
+                calls += 1;
+                if calls == 1_000 {
+                    anyhow::bail!("spill failed");
+                }
+                Ok(())
+            },
+        );
+        match r {
+            Err(page::Error::Sink(e)) => assert_eq!(e.to_string(), "spill failed"),
+            other => panic!("{:?}", other.map(|s| s.count)),
+        }
+        assert_eq!(calls, 1_000);
+    }
+}

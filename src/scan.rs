@@ -9,6 +9,8 @@
 //! serde_json, which has the last word. Accepting invalid JSON would print an invalid event,
 //! so a test holds this scanner to serde_json on many thousands of mutated records.
 
+use wide::u8x16;
+
 /// Top-level members noted per record; a record with more is valid but not [`Record::printable`].
 pub const MAX_MEMBERS: usize = 32;
 
@@ -86,45 +88,41 @@ struct Scanner<'a> {
     printable: bool,
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `v` that is zero, and possibly of bytes above the lowest
-/// such byte (never below it: a borrow only starts at a zero byte).
-fn zero_bytes(v: u64) -> u64 {
-    v.wrapping_sub(ONES) & !v & HIGHS
-}
-
-/// Flags the bytes of `x` (little-endian) a string scan must stop at: '"', '\\', a control
-/// character, and 0xE2 (the first byte of U+2028 and U+2029). The lowest flag is exact.
-fn stops(x: u64) -> u64 {
-    zero_bytes(x ^ (ONES * u64::from(b'"')))
-        | zero_bytes(x ^ (ONES * u64::from(b'\\')))
-        | zero_bytes(x ^ (ONES * 0xE2))
-        | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
-}
-
-/// The first byte at or after `i` that a string scan must look at (see [`stops`]), or the end
-/// of `b`: eight bytes at a time, in a function of its own so its loop keeps `i` in a register.
+/// The first byte at or after `i` that a string scan must look at, or the end of `b`: a '"',
+/// a '\\', a control character (invalid in a string), or 0xE2 (U+2028 and U+2029 start with
+/// it). Sixteen bytes at a time: strings are most of a record, and this loop was half of the
+/// scan when it went eight bytes at a time.
 #[inline]
 fn next_stop(b: &[u8], i: usize) -> usize {
     let Some(rest) = b.get(i..) else {
         return b.len();
     };
-    let mut chunks = rest.chunks_exact(8);
+    let mut chunks = rest.chunks_exact(16);
     let mut at = i;
     for chunk in &mut chunks {
-        let found = stops(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        let found = stops(u8x16::new(chunk.try_into().expect("16 bytes")));
         if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
+            return at + found.trailing_zeros() as usize;
         }
-        at += 8;
+        at += 16;
     }
     let tail = chunks.remainder();
-    at + tail
-        .iter()
-        .position(|&c| matches!(c, b'"' | b'\\' | 0xE2) || c < 0x20)
-        .unwrap_or(tail.len())
+    at + tail.iter().position(|&c| is_stop(c)).unwrap_or(tail.len())
+}
+
+/// One bit per lane of `x` that [`is_stop`].
+#[inline]
+fn stops(x: u8x16) -> u32 {
+    let control = x.min(u8x16::splat(0x1F)).simd_eq(x);
+    (x.simd_eq(u8x16::splat(b'"'))
+        | x.simd_eq(u8x16::splat(b'\\'))
+        | x.simd_eq(u8x16::splat(0xE2))
+        | control)
+        .to_bitmask()
+}
+
+fn is_stop(c: u8) -> bool {
+    matches!(c, b'"' | b'\\' | 0xE2) || c < 0x20
 }
 
 impl Scanner<'_> {
@@ -584,16 +582,24 @@ mod tests {
 
     #[test]
     fn string_stops_are_found_in_every_lane() {
-        for lane in 0..8 {
-            for stop in [b'"', b'\\', 0x01, 0x1F, 0xE2] {
-                let mut x = [b'a'; 8];
+        for lane in 0..16 {
+            for stop in [b'"', b'\\', 0x00, 0x01, 0x1F, 0xE2] {
+                let mut x = [b'a'; 16];
                 x[lane] = stop;
-                let found = stops(u64::from_le_bytes(x));
-                assert_eq!(found.trailing_zeros() / 8, lane as u32, "{stop:#x}");
+                assert_eq!(stops(u8x16::new(x)), 1 << lane, "{stop:#x}");
+                let mut text = vec![b'a'; 40];
+                text[lane + 7] = stop;
+                assert_eq!(next_stop(&text, 3), lane + 7, "{stop:#x}");
             }
-            let mut x = [0x20u8, 0x7F, 0x80, 0xE1, 0xE3, 0xFF, b'!', b']'];
+            let mut x = [
+                0x20u8, 0x7F, 0x80, 0xE1, 0xE3, 0xFF, b'!', b']', 0x21, 0x5B, 0x5D, 0xC2, 0x9F,
+                0xA0, b'a', b'Z',
+            ];
             x.rotate_left(lane);
-            assert_eq!(stops(u64::from_le_bytes(x)), 0);
+            assert_eq!(stops(u8x16::new(x)), 0);
+            assert!(x.iter().all(|&c| !is_stop(c)));
         }
+        assert_eq!(next_stop(b"abc", 3), 3);
+        assert_eq!(next_stop(b"abc", 9), 3);
     }
 }

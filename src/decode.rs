@@ -98,6 +98,15 @@ struct Item {
 }
 
 impl Batch {
+    /// Sized for a full batch, so it does not grow (and copy itself) as it fills.
+    fn new() -> Batch {
+        Batch {
+            text: String::with_capacity(BATCH + BATCH / 4),
+            items: Vec::with_capacity(BATCH / 256),
+            members: Vec::with_capacity(BATCH / 32),
+        }
+    }
+
     fn push(&mut self, found: Found<'_>) {
         let record = match found {
             Found::Record {
@@ -161,17 +170,17 @@ fn start<R: Read + Send + 'static>(
         .stack_size(STACK)
         .spawn(move || {
             let mut members = Members::default();
-            let mut batch = Batch::default();
+            let mut batch = Batch::new();
             let result = page::stream(body, limit, |rest, eof| {
                 let Some((found, used)) = find(rest, eof, max_field_bytes, &mut members)? else {
                     return Ok(None);
                 };
                 batch.push(found);
                 if batch.text.len() >= BATCH {
-                    let next = spent_rx.try_recv().unwrap_or_default();
-                    tx.send(Msg::Batch(std::mem::replace(&mut batch, next)))
+                    tx.send(Msg::Batch(std::mem::take(&mut batch)))
                         // The caller stopped (its handling of an element failed).
                         .map_err(|_| anyhow::anyhow!("the page was abandoned"))?;
+                    batch = spent_rx.try_recv().unwrap_or_else(|_| Batch::new());
                 }
                 Ok(Some(used))
             });

@@ -88,15 +88,14 @@ impl Spill {
                 Some(w) => w,
                 None => self.writer.insert(Writer::start(temp_file(&self.dir)?)?),
             };
-            let next = writer
-                .empty
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(2 * MEMORY_CAP));
-            if writer
-                .full
-                .send(std::mem::replace(&mut self.buf, next))
-                .is_ok()
-            {
+            // Handed over first: the writer takes it only once it has written and returned the
+            // previous one, so the buffer taken back below is that one, and two buffers serve
+            // the whole page (taking one back first would often find none and make a third).
+            if writer.full.send(std::mem::take(&mut self.buf)).is_ok() {
+                self.buf = writer
+                    .empty
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(2 * MEMORY_CAP));
                 return Ok(());
             }
             // The writer stopped: its error says why.

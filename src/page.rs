@@ -307,8 +307,12 @@ pub fn stream<R: Read>(
                                     break;
                                 }
                                 None if inp.eof => return Err(Error::Truncated),
+                                // Read as much again as is unread before asking again: an
+                                // element spanning many reads (a 60 MB string) is then
+                                // rescanned a few dozen times, not once per 32 KiB read.
                                 None => {
-                                    inp.fill()?;
+                                    let want = inp.unread().len() * 2;
+                                    while inp.fill()? && inp.unread().len() < want {}
                                 }
                             }
                         }
@@ -384,6 +388,26 @@ impl Read for Trickle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_element_is_not_rescanned_for_every_read() {
+        let big = format!(
+            r#"{{"data":[{{"type":"url","value":"{}"}},1],"meta":{{}}}}"#,
+            "x".repeat(6 << 20)
+        );
+        for step in [CHUNK, 4096] {
+            let mut calls = 0;
+            let sum = stream(Trickle(big.as_bytes(), step), u64::MAX, |rest, eof| {
+                calls += 1;
+                value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))
+            })
+            .unwrap();
+            assert_eq!(sum.count, 2);
+            // About log2(6 MiB / 32 KiB) + 1 for the big one, one or two for the small one;
+            // asking after every read would be 190 (or 1,500) times.
+            assert!(calls <= 14, "{calls} calls with reads of {step}");
+        }
+    }
 
     fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
         let mut got = Vec::new();

@@ -66,6 +66,7 @@ pub fn elements<R: Read + Send + 'static>(
     }
 }
 
+/// [`event::find`], an element that is not JSON failing the page as [`rest::fetch`] says.
 fn find<'a>(
     rest: &'a str,
     eof: bool,

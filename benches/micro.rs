@@ -89,16 +89,16 @@ fn main() {
         },
     );
     bench(
-        "page::stream + next_element + fast path, 10,000 records",
+        "page::stream + find + fast path, 10,000 records",
         body.len(),
         || {
             out.clear();
             page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
-                let Some((el, used)) = event::next_element(rest, eof, 8192, &mut members).unwrap()
+                let Some((found, used)) = event::find(rest, eof, 8192, &mut members).unwrap()
                 else {
                     return Ok(None);
                 };
-                let event::Element::Plain(raw) = el else {
+                let event::Element::Plain(raw) = found.element() else {
                     panic!("plain records")
                 };
                 raw.encode_into(&mut out);

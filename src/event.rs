@@ -311,16 +311,6 @@ pub fn find<'a>(
     }
 }
 
-/// [`find`], then [`Found::element`].
-pub fn next_element<'a>(
-    rest: &'a str,
-    eof: bool,
-    max_field_bytes: usize,
-    members: &'a mut Members,
-) -> Result<Option<(Element<'a>, usize)>, page::Error> {
-    Ok(find(rest, eof, max_field_bytes, members)?.map(|(found, used)| (found.element(), used)))
-}
-
 /// The first `len` bytes of `rest`. A JSON value ends with an ASCII byte, so `len` is always
 /// a character boundary; if it ever were not, the page is refused rather than the run panicking.
 fn element(rest: &str, len: usize) -> Result<&str, page::Error> {
@@ -505,6 +495,21 @@ mod tests {
     }
     use serde_json::json;
 
+    /// [`find`], then [`Found::element`], as a page's caller does.
+    pub(super) fn next_element<'a>(
+        rest: &'a str,
+        eof: bool,
+        max_field_bytes: usize,
+        members: &'a mut Members,
+    ) -> Result<Option<(Element<'a>, usize)>, page::Error> {
+        Ok(find(rest, eof, max_field_bytes, members)?.map(|(found, n)| (found.element(), n)))
+    }
+
+    /// Whether `text` takes the fast path.
+    fn fast(text: &str, max_field_bytes: usize) -> bool {
+        Raw::parse(text, max_field_bytes, &mut Members::default()).is_some()
+    }
+
     fn enc(v: Value) -> (Vec<u8>, Value) {
         let line = encode(validate(&v).unwrap(), 8192);
         let back = serde_json::from_slice(&line).unwrap();
@@ -611,80 +616,24 @@ mod tests {
     fn unusual_records_take_the_general_path() {
         let long =
             serde_json::to_string(&json!({"type": "url", "value": "x".repeat(100)})).unwrap();
-        assert!(Raw::parse(&long, 50, &mut Members::default()).is_none());
-        assert!(
-            Raw::parse(
-                r#"{"type":"url","value":"a","type":"ipv4"}"#,
-                8192,
-                &mut Members::default()
-            )
-            .is_none()
-        );
-        assert!(Raw::parse(r#"{"type":4,"value":"a"}"#, 8192, &mut Members::default()).is_none());
-        assert!(Raw::parse(r#"{"type":"url"}"#, 8192, &mut Members::default()).is_none());
-        assert!(
-            Raw::parse(
-                "{\"type\":\"url\",\n\"value\":\"a\"}",
-                8192,
-                &mut Members::default()
-            )
-            .is_none()
-        );
-        assert!(
-            Raw::parse(
-                "{\"type\":\"url\",\"value\":\"a\u{2028}\"}",
-                8192,
-                &mut Members::default()
-            )
-            .is_none()
-        );
-        assert!(
-            Raw::parse(
-                "{\"type\":\"url\",\"value\":\"a \u{2013} b\"}",
-                8192,
-                &mut Members::default()
-            )
-            .is_some()
-        );
-        assert!(
-            Raw::parse(
-                r#"{"type":"url", "value":"a", "n": [1, 2]}"#,
-                8192,
-                &mut Members::default()
-            )
-            .is_some()
-        );
-        assert!(Raw::parse(r#"["type"]"#, 8192, &mut Members::default()).is_none());
+        assert!(!fast(&long, 50));
+        assert!(!fast(r#"{"type":"url","value":"a","type":"ipv4"}"#, 8192));
+        assert!(!fast(r#"{"type":4,"value":"a"}"#, 8192));
+        assert!(!fast(r#"{"type":"url"}"#, 8192));
+        assert!(!fast("{\"type\":\"url\",\n\"value\":\"a\"}", 8192));
+        assert!(!fast("{\"type\":\"url\",\"value\":\"a\u{2028}\"}", 8192));
+        assert!(fast("{\"type\":\"url\",\"value\":\"a \u{2013} b\"}", 8192));
+        assert!(fast(r#"{"type":"url", "value":"a", "n": [1, 2]}"#, 8192));
+        assert!(!fast(r#"["type"]"#, 8192));
         // An escaped key, a record with more members than the scan notes.
-        assert!(
-            Raw::parse(
-                r#"{"type":"url","value":"a","k\"ey":1}"#,
-                8192,
-                &mut Members::default()
-            )
-            .is_none()
-        );
+        assert!(!fast(r#"{"type":"url","value":"a","k\"ey":1}"#, 8192));
         let wide = (0..MAX_MEMBERS)
             .map(|i| format!(r#","k{i}":{i}"#))
             .collect::<String>();
         let wide = format!(r#"{{"type":"url","value":"a"{wide}}}"#);
-        assert!(Raw::parse(&wide, 8192, &mut Members::default()).is_none());
-        assert!(
-            Raw::parse(
-                &wide.replacen(r#","k0":0"#, "", 1),
-                8192,
-                &mut Members::default()
-            )
-            .is_none()
-        );
-        assert!(
-            Raw::parse(
-                &wide.replacen(r#","k0":0,"k1":1"#, "", 1),
-                8192,
-                &mut Members::default()
-            )
-            .is_some()
-        );
+        assert!(!fast(&wide, 8192));
+        assert!(!fast(&wide.replacen(r#","k0":0"#, "", 1), 8192));
+        assert!(fast(&wide.replacen(r#","k0":0,"k1":1"#, "", 1), 8192));
     }
 
     #[test]
@@ -777,7 +726,7 @@ mod differential {
     use super::*;
     use crate::page;
     use std::io::Read;
-    use tests::encode;
+    use tests::{encode, next_element};
 
     /// xorshift64*: deterministic, no crate needed.
     struct Rng(u64);

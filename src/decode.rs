@@ -198,15 +198,23 @@ fn start<R: Read + Send + 'static>(
 mod tests {
     use super::*;
     use std::io::Cursor;
+    use std::sync::{Arc, Mutex};
 
-    /// Gives out its bytes at most `.1` at a time, as a socket does.
-    struct Pieces(Cursor<Vec<u8>>, usize);
+    /// Gives out its bytes at most `.1` at a time, as a socket does, and notes the name of the
+    /// thread that read the last piece.
+    struct Pieces(Cursor<Vec<u8>>, usize, Arc<Mutex<String>>);
 
     impl Read for Pieces {
         fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            *self.2.lock().unwrap() = thread;
             let n = out.len().min(self.1);
             self.0.read(&mut out[..n])
         }
+    }
+
+    fn pieces(body: Vec<u8>, step: usize) -> Pieces {
+        Pieces(Cursor::new(body), step, Arc::default())
     }
 
     /// A page of `n` records (and one element that is not a record, and one that is not
@@ -227,37 +235,43 @@ mod tests {
     }
 
     /// What `each` saw: each element's text, and whether it came as a record.
-    fn run(body: &str, threaded: bool) -> (Result<Summary, page::Error>, Vec<(String, bool)>) {
+    fn run(body: &str, threaded: bool) -> Seen {
+        run_on(body, threaded).0
+    }
+
+    type Seen = (Result<Summary, page::Error>, Vec<(String, bool)>);
+
+    /// [`run`], and the name of the thread that read the body.
+    fn run_on(body: &str, threaded: bool) -> (Seen, String) {
         let mut seen = Vec::new();
-        let r = elements(
-            Pieces(Cursor::new(body.as_bytes().to_vec()), 7919),
-            u64::MAX,
-            8192,
-            threaded,
-            |found| {
-                seen.push(match found {
-                    Found::Record {
-                        text,
-                        members,
-                        printable,
-                    } => {
-                        assert!(!members.is_empty());
-                        (text.to_string(), printable)
-                    }
-                    Found::Other(text) => (text.to_string(), false),
-                });
-                Ok(())
-            },
-        );
-        (r, seen)
+        let body = pieces(body.as_bytes().to_vec(), 7919);
+        let reader = body.2.clone();
+        let r = elements(body, u64::MAX, 8192, threaded, |found| {
+            seen.push(match found {
+                Found::Record {
+                    text,
+                    members,
+                    printable,
+                } => {
+                    assert!(!members.is_empty());
+                    (text.to_string(), printable)
+                }
+                Found::Other(text) => (text.to_string(), false),
+            });
+            Ok(())
+        });
+        let thread = reader.lock().unwrap().clone();
+        ((r, seen), thread)
     }
 
     #[test]
     fn threaded_and_inline_find_the_same_elements() {
         for n in [0, 1, 500, 5_000] {
             let body = page_of(n, 126);
-            let (inline, want) = run(&body, false);
-            let (threaded, got) = run(&body, true);
+            let ((inline, want), reader) = run_on(&body, false);
+            assert_ne!(reader, "decode");
+            let ((threaded, got), reader) = run_on(&body, true);
+            assert_eq!(reader, "decode");
             let (inline, threaded) = (inline.unwrap(), threaded.unwrap());
             assert_eq!(threaded, inline);
             assert_eq!(threaded.count, n as u64 + 2);
@@ -284,7 +298,7 @@ mod tests {
         let body = page_of(5_000, 1);
         let mut calls = 0;
         let r = elements(
-            Pieces(Cursor::new(body.into_bytes()), 4096),
+            pieces(body.into_bytes(), 4096),
             u64::MAX,
             8192,
             true,

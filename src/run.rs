@@ -318,7 +318,16 @@ impl Run<'_> {
                         Body::Raw(raw),
                     ),
                     event::Element::Other(text) => {
-                        parsed = page::parse_element(text).map_err(rest::element_error)?;
+                        let replaced;
+                        (parsed, replaced) =
+                            page::parse_lossy(text).map_err(rest::element_error)?;
+                        if replaced {
+                            log::warn(&format!(
+                                "record {} of the page at offset {} holds an escaped lone UTF-16 surrogate, which is not Unicode; it is printed as U+FFFD",
+                                index - 1,
+                                cur.offset
+                            ));
+                        }
                         let obj = match event::validate(&parsed) {
                             Ok(o) => o,
                             Err(why) => {

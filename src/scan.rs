@@ -37,7 +37,8 @@ pub struct Record {
     /// Its length in bytes, up to and including the closing brace.
     pub len: usize,
     /// It can be printed from its own bytes: no raw line break between tokens, no
-    /// U+2028/U+2029 in a string, no escape in a key, and every member noted.
+    /// U+2028/U+2029 in a string, no escaped lone surrogate, no escape in a key, and every
+    /// member noted.
     pub printable: bool,
     /// The first `count` entries of the [`Members`] are its members, in order.
     pub count: usize,
@@ -166,16 +167,31 @@ impl Scanner<'_> {
                     i += match b.get(i + 1) {
                         None => return Err(self.end()),
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
-                        Some(b'u') => {
-                            let hex = &b[(i + 2).min(b.len())..(i + 6).min(b.len())];
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return Err(Stop::Unsure);
+                        // An escaped surrogate must pair with the next escape. Alone it is
+                        // valid JSON but not Unicode: serde_json refuses to decode it, so the
+                        // record goes to the general path, which reads it as U+FFFD.
+                        Some(b'u') => match self.hex4(i + 2)? {
+                            0xD800..=0xDBFF => match b.get(i + 6..i + 8) {
+                                Some(b"\\u") if (0xDC00..=0xDFFF).contains(&self.hex4(i + 8)?) => {
+                                    12
+                                }
+                                Some(_) => {
+                                    self.printable = false;
+                                    6
+                                }
+                                // One byte left: an escape can only begin with it.
+                                None if b.get(i + 6).is_some_and(|&c| c != b'\\') => {
+                                    self.printable = false;
+                                    6
+                                }
+                                None => return Err(self.end()),
+                            },
+                            0xDC00..=0xDFFF => {
+                                self.printable = false;
+                                6
                             }
-                            if hex.len() < 4 {
-                                return Err(self.end());
-                            }
-                            6
-                        }
+                            _ => 6,
+                        },
                         Some(_) => return Err(Stop::Unsure),
                     };
                 }
@@ -192,6 +208,19 @@ impl Scanner<'_> {
                 Some(_) => i += 1,
             }
         }
+    }
+
+    /// The four hex digits of a `\\u` escape at `at`.
+    fn hex4(&self, at: usize) -> Result<u16, Stop> {
+        let hex = &self.b[at.min(self.b.len())..(at + 4).min(self.b.len())];
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return Err(Stop::Unsure);
+        }
+        if hex.len() < 4 {
+            return Err(self.end());
+        }
+        let text = std::str::from_utf8(hex).map_err(|_| Stop::Unsure)?;
+        u16::from_str_radix(text, 16).map_err(|_| Stop::Unsure)
     }
 
     fn digits(&mut self) -> Result<(), Stop> {
@@ -462,6 +491,11 @@ mod tests {
                 }
                 if rec.printable {
                     let t = &text[..rec.len];
+                    // Printable records decode, lone surrogates and all; numbers beyond f64
+                    // (1E700) are valid JSON that serde_json will not hold, printed as sent.
+                    if let Err(e) = serde_json::from_str::<Value>(t) {
+                        assert!(e.to_string().starts_with("number out of range"), "{text:?}");
+                    }
                     assert!(
                         !t.contains(['\n', '\r', '\u{2028}', '\u{2029}']),
                         "{text:?}"
@@ -533,6 +567,20 @@ mod tests {
         assert!(!printable("{\"a\":\"\u{2029}\"}"));
         assert!(!printable(r#"{"\u0061":1}"#));
         assert!(printable(r#"{"a":"\u2028"}"#), "escaped, it is harmless");
+        assert!(printable(r#"{"a":"\ud83d\ude00 \uDBFF\uDFFF"}"#));
+        for lone in [
+            r"\ud800",
+            r"\udc00",
+            r"\ud800x",
+            r"\ud800\u0041",
+            r"\ude00\ud83d",
+        ] {
+            assert!(!printable(&format!(r#"{{"a":"{lone}"}}"#)), "{lone}");
+        }
+        assert!(
+            printable(r#"{"a":"\\ud800"}"#),
+            "an escaped backslash, then text"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::error::{Kind, fail};
 use crate::http::{self, Client, Response};
 use crate::key::Secret;
 use crate::timeutil;
+use crate::{log, page};
 
 pub const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 
@@ -146,12 +147,22 @@ fn json_body(resp: &Response, url: &str) -> Result<Value> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Default::default()));
     }
-    serde_json::from_str(&text).map_err(|e| {
+    let (value, replaced) = page::parse_lossy(&text).map_err(|e| {
+        let e = match e {
+            page::Error::Malformed(m) => m,
+            other => format!("{other:?}"),
+        };
         fail(
             Kind::Upstream,
             format!("{url} sent a body that is not JSON ({e}); nothing was printed and the checkpoint did not move"),
         )
-    })
+    })?;
+    if replaced {
+        log::warn(&format!(
+            "{url} sent escaped lone UTF-16 surrogates, which are not Unicode; they are printed as U+FFFD"
+        ));
+    }
+    Ok(value)
 }
 
 fn get_json(

@@ -388,6 +388,38 @@ fn invalid_records_are_skipped_by_name_and_the_rest_ingested() {
 }
 
 #[test]
+fn lone_surrogates_are_ingested_as_replacement_characters() {
+    let (srv, feed) = api::start(feed_with(0), None);
+    let env = api_env(&srv);
+    // Valid JSON but not Unicode. None has an id, so each is known by its type and value; the
+    // second has a line break between tokens, as records for the general path do.
+    let rec = |v: &str, sep: &str| {
+        format!(r#"{{"type":"url",{sep}"value":"http://{v}","last_seen":"2026-01-01T00:00:00Z"}}"#)
+    };
+    let body = format!(
+        r#"{{"data":[{},{},{}],"links":{{"next":null}}}}"#,
+        rec(r"a/\ud800", ""),
+        rec(r"b/\udc00", "\n"),
+        rec(r"c/\ud800", "")
+    );
+    feed.lock().unwrap().faults.push_back(Fault::Body(body));
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let values: Vec<_> = out.events().iter().map(|e| e["value"].clone()).collect();
+    assert_eq!(
+        values,
+        vec![
+            json!("http://a/\u{fffd}"),
+            json!("http://b/\u{fffd}"),
+            json!("http://c/\u{fffd}")
+        ]
+    );
+    let warned = out.log().iter().filter(|l| l["level"] == "WARN").count();
+    assert_eq!(warned, 3, "{}", out.stderr);
+    assert!(out.has_level("WARN", "surrogate"));
+}
+
+#[test]
 fn hostile_values_keep_one_event_per_line() {
     let (srv, feed) = api::start(feed_with(0), None);
     let env = api_env(&srv);
@@ -481,8 +513,9 @@ fn tls_is_verified_and_ca_file_adds_a_root() {
 }
 
 #[test]
-fn a_large_page_over_tls_arrives_whole_through_the_read_ahead() {
-    // Past its first 256 KiB a body is read on a thread of its own: here rustls decrypts there.
+fn a_large_page_over_tls_arrives_whole_through_the_decode_thread() {
+    // A body of 256 KiB or more is read and scanned on a thread of its own: here rustls
+    // decrypts there.
     let ca = util::tls::Ca::new("Corp Inspection CA");
     let mut feed = feed_with(3000);
     feed.cap = 10_000; // a Pro key's page size
@@ -500,7 +533,7 @@ fn a_large_page_over_tls_arrives_whole_through_the_read_ahead() {
     let bytes: usize = out.stdout.lines().map(|l| l.len() + 1).sum();
     assert!(
         bytes > 2 * 256 * 1024,
-        "the page must pass the read-ahead threshold: {bytes}"
+        "the page must pass the decode thread's threshold: {bytes}"
     );
 }
 

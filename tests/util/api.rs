@@ -237,6 +237,8 @@ pub enum Fault {
     Close,
     /// A page with these records instead of the feed (raw JSON values).
     Records(Vec<Value>),
+    /// A page of exactly this text (for JSON that serde_json does not write).
+    Body(String),
 }
 
 /// A change applied to the feed before each request is answered.
@@ -416,6 +418,9 @@ impl Feed {
                 Fault::Close => return Reply::Raw(Vec::new()),
                 Fault::Records(recs) => {
                     return json_reply(200, &json!({"data": recs, "meta": {"total": recs.len()}, "links": {"next": null}}));
+                }
+                Fault::Body(text) => {
+                    return Reply::Http { status: 200, headers: vec![("Content-Type".into(), "application/json".into())], body: text.into_bytes() };
                 }
             }
         }

@@ -18,7 +18,7 @@ use crate::rest;
 use crate::scan::{Member, Members};
 
 /// Bodies at least this long (or of unknown length) are decoded on a thread.
-pub const THREAD_FROM: u64 = 256 * 1024;
+const THREAD_FROM: u64 = 256 * 1024;
 /// Text per batch: large enough that handing a batch over is rare, small enough to keep
 /// memory flat.
 const BATCH: usize = 32 * 1024;
@@ -26,17 +26,17 @@ const BATCH: usize = 32 * 1024;
 /// which recurses up to its depth limit of 128.
 const STACK: usize = 512 * 1024;
 
-/// Decodes the page in `body` (at most `limit` bytes), calling `each` with every element of
-/// `data` in order; on a thread when `threaded`. An error from `each` stops the page and is
-/// returned as [`page::Error::Sink`].
+/// Decodes the page in `body` (at most `limit` bytes; `length` as announced, if it was),
+/// calling `each` with every element of `data` in order; on a thread when the body is large.
+/// An error from `each` stops the page and is returned as [`page::Error::Sink`].
 pub fn elements<R: Read + Send + 'static>(
     body: R,
+    length: Option<u64>,
     limit: u64,
     max_field_bytes: usize,
-    threaded: bool,
     mut each: impl FnMut(Found<'_>) -> anyhow::Result<()>,
 ) -> Result<Summary, page::Error> {
-    if !threaded {
+    if length.is_some_and(|n| n < THREAD_FROM) {
         let mut members = Members::default();
         return page::stream(body, limit, |rest, eof| {
             Ok(match find(rest, eof, max_field_bytes, &mut members)? {
@@ -234,19 +234,20 @@ mod tests {
         )
     }
 
-    /// What `each` saw: each element's text, and whether it came as a record.
+    /// What `each` saw: each element's text, and whether it came as a record; the body
+    /// announced as small (decoded inline) or not announced (decoded on the thread).
     fn run(body: &str, threaded: bool) -> Seen {
-        run_on(body, threaded).0
+        run_on(body, if threaded { None } else { Some(0) }).0
     }
 
     type Seen = (Result<Summary, page::Error>, Vec<(String, bool)>);
 
-    /// [`run`], and the name of the thread that read the body.
-    fn run_on(body: &str, threaded: bool) -> (Seen, String) {
+    /// [`run`] with the body's announced length, and the name of the thread that read it.
+    fn run_on(body: &str, length: Option<u64>) -> (Seen, String) {
         let mut seen = Vec::new();
         let body = pieces(body.as_bytes().to_vec(), 7919);
         let reader = body.2.clone();
-        let r = elements(body, u64::MAX, 8192, threaded, |found| {
+        let r = elements(body, length, u64::MAX, 8192, |found| {
             seen.push(match found {
                 Found::Record {
                     text,
@@ -268,10 +269,13 @@ mod tests {
     fn threaded_and_inline_find_the_same_elements() {
         for n in [0, 1, 500, 5_000] {
             let body = page_of(n, 126);
-            let ((inline, want), reader) = run_on(&body, false);
+            let ((inline, want), reader) = run_on(&body, Some(0));
             assert_ne!(reader, "decode");
-            let ((threaded, got), reader) = run_on(&body, true);
+            let ((threaded, got), reader) = run_on(&body, None);
             assert_eq!(reader, "decode");
+            // Announced truthfully, a body takes the thread from 256 KiB on.
+            let (_, reader) = run_on(&body, Some(body.len() as u64));
+            assert_eq!(reader == "decode", body.len() as u64 >= THREAD_FROM, "{n}");
             let (inline, threaded) = (inline.unwrap(), threaded.unwrap());
             assert_eq!(threaded, inline);
             assert_eq!(threaded.count, n as u64 + 2);
@@ -299,9 +303,9 @@ mod tests {
         let mut calls = 0;
         let r = elements(
             pieces(body.into_bytes(), 4096),
+            None,
             u64::MAX,
             8192,
-            true,
             |_| {
                 calls += 1;
                 if calls == 1_000 {

@@ -10,8 +10,7 @@
 use std::borrow::Cow;
 use std::io;
 
-use serde::de::Visitor;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::page;
 use crate::scan::{self, MAX_MEMBERS, Member, Members, Scan};
@@ -217,28 +216,6 @@ fn key_field(key: &[u8]) -> Option<usize> {
     }
 }
 
-/// A map key, borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// One element of a page's `data`, found at the start of the unread bytes.
 pub enum Element<'a> {
     /// A usual record, printable from its own bytes (see [`Raw::new`]).
@@ -393,7 +370,7 @@ impl<'a> Raw<'a> {
         if !m.escaped {
             return Some(Cow::Borrowed(inner));
         }
-        serde_json::from_str::<Key>(text).ok().map(|k| k.0)
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
     }
 
     /// Same as [`identity`] for a parsed record.

@@ -107,12 +107,9 @@ pub fn fetch(
     if content_type.contains("html") {
         return Err(html_error(&content_type));
     }
-    let threaded = resp
-        .body()
-        .content_length()
-        .is_none_or(|n| n >= decode::THREAD_FROM);
+    let length = resp.body().content_length();
     let body = resp.into_body().into_reader();
-    let sum = match decode::elements(body, client.max_body(), cfg.max_field_bytes, threaded, each) {
+    let sum = match decode::elements(body, length, client.max_body(), cfg.max_field_bytes, each) {
         Ok(sum) => sum,
         Err(page::Error::Io(e)) => return Err(client.describe_io(e, what)),
         Err(e) => return Err(page_error(e, client.max_body())),

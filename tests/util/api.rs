@@ -227,7 +227,7 @@ pub enum Fault {
     Malformed,
     Truncated,
     /// About this many bytes of valid records, then the connection closes short of the
-    /// Content-Length it announced (past the size where the body is read ahead on a thread).
+    /// Content-Length it announced (past the size where the body is decoded on a thread).
     TruncatedLarge(usize),
     Huge(usize),
     Slow(Duration),

@@ -1,17 +1,17 @@
 //! Streaming decode of a REST page: `{"data": [ ... ], "meta": {...}, "links": {...}}`.
 //!
 //! The body is read in chunks. Each element of `data` is handed to a sink as the unread rest
-//! of the buffer; the sink parses one element from its start (serde finds where it ends in the
-//! same pass) and says how many bytes it took, or that the element is not complete yet, and
-//! then the next chunk is read. Top-level keys, `meta` and `links` are delimited by a small
-//! byte scanner. Memory is one read buffer plus the largest element, whatever the page size:
+//! of the buffer; the sink finds where the element ends (the record scan does it while
+//! validating, see `crate::scan`) and says how many bytes it took, or that the element is not
+//! complete yet, and then more is read. Top-level keys, `meta` and `links` are delimited by a
+//! small byte scanner. Memory is one read buffer plus the largest element, whatever the page size:
 //! consumed bytes are dropped before each read.
 //!
 //! The sink decides what to do with a record; the caller keeps the page's output aside until
 //! [`stream`] returns `Ok`, so a body that turns out malformed halfway prints nothing.
-//! The body is checked as UTF-8 once, chunk by chunk as it is read (the sink gets text, and
-//! serde then borrows strings without checking them again); invalid UTF-8 is replaced with
-//! U+FFFD (and reported), so one bad byte cannot block the feed forever.
+//! The body is checked as UTF-8 once, chunk by chunk as it is read (the sink gets text);
+//! invalid UTF-8, and in `meta`, `links` and keys escaped lone surrogates, are read as U+FFFD
+//! (and reported), so one bad byte cannot block the feed forever.
 
 use std::io::Read;
 
@@ -41,6 +41,18 @@ pub enum Error {
     Sink(anyhow::Error),
 }
 
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("the JSON ends early"),
+            Error::Malformed(m) => f.write_str(m),
+            Error::TooLarge => f.write_str("larger than the size limit"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Sink(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
 struct Input<R> {
     r: R,
     /// The body read and not yet consumed, as text: each byte is checked as UTF-8 once, as it
@@ -52,7 +64,7 @@ struct Input<R> {
     /// end of the previous read, completed by the next one.
     raw: Vec<u8>,
     carry: usize,
-    /// Invalid UTF-8 was replaced with U+FFFD.
+    /// Invalid UTF-8 (or, outside `data`, an escaped lone surrogate) was read as U+FFFD.
     replaced: bool,
     eof: bool,
     total: u64,
@@ -181,7 +193,8 @@ impl<R: Read> Input<R> {
 
     /// Parses the value at `pos..end` and consumes it.
     fn take(&mut self, end: usize) -> Result<Value, Error> {
-        let v = parse_element(&self.buf[self.pos..end])?;
+        let (v, replaced) = parse_lossy(&self.buf[self.pos..end])?;
+        self.replaced |= replaced;
         self.pos = end;
         Ok(v)
     }
@@ -463,6 +476,11 @@ mod tests {
         }
         assert!(parse_lossy(r#"{"v":"\ud800"#).is_err(), "still truncated");
         assert!(parse_lossy(r#"{"v":tru}"#).is_err());
+        // In `meta` too: the page is read, and the replacement reported.
+        let body = br#"{"data":[],"meta":{"total":0,"note":"\udc00"}}"#;
+        let (_, sum) = run(body, 7).unwrap();
+        assert_eq!(sum.meta.unwrap()["note"], "\u{fffd}");
+        assert!(sum.replaced_utf8);
     }
 
     #[test]

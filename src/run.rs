@@ -400,7 +400,7 @@ impl Run<'_> {
             };
             if page.replaced_utf8 {
                 log::warn(
-                    "the page held invalid UTF-8; it was ingested with U+FFFD replacement characters",
+                    "the page held invalid UTF-8 (or escaped lone surrogates outside its records); it was ingested with U+FFFD replacement characters",
                 );
             }
             let PageOut {

@@ -148,10 +148,6 @@ fn json_body(resp: &Response, url: &str) -> Result<Value> {
         return Ok(Value::Object(Default::default()));
     }
     let (value, replaced) = page::parse_lossy(&text).map_err(|e| {
-        let e = match e {
-            page::Error::Malformed(m) => m,
-            other => format!("{other:?}"),
-        };
         fail(
             Kind::Upstream,
             format!("{url} sent a body that is not JSON ({e}); nothing was printed and the checkpoint did not move"),

@@ -1357,3 +1357,89 @@ fn taxii_backlog_that_keeps_growing_is_warned() {
     assert!(!out.has_level("WARN", "keeps growing"));
     assert_eq!(env.state("default")["taxii"]["behind_runs"], 0);
 }
+
+// --- Checkpoints written by the previous release (format version 1) --------------------------
+
+/// The feeds the upgrade scenarios walk: fixed clocks, so the release that wrote the fixtures
+/// and the program under test see the same records.
+const UPGRADE_CLOCK_MS: i64 = 1_793_000_000_000;
+const UPGRADE_SINCE: &str = "2026-10-26T00:00:00Z";
+
+fn upgrade_feed(desc: bool) -> Feed {
+    let mut f = Feed::at(UPGRADE_CLOCK_MS);
+    f.desc = desc;
+    f.cap = 7;
+    f.add(40, 3);
+    f
+}
+
+fn upgrade_taxii() -> Taxii {
+    let mut t = Taxii::at(UPGRADE_CLOCK_MS * 1000);
+    for k in 0..8 {
+        t.add("soc-defenders-all", ip_indicators(k * 3, 3));
+    }
+    t
+}
+
+/// The scenarios: name, REST feed (descending?) or TAXII, and runs made by the old release.
+const UPGRADE_SCENARIOS: &[(&str, Option<bool>, usize)] = &[
+    ("rest-descending", Some(true), 3),
+    ("rest-ascending", Some(false), 3),
+    ("taxii", None, 3),
+];
+
+fn upgrade_printed(out: &util::Out) -> Vec<Value> {
+    out.events()
+        .iter()
+        .map(|e| json!([e["id"], e["last_seen"]]))
+        .collect()
+}
+
+/// Writes tests/fixtures/v1/<scenario>.json with the binary named by SOCDEFENDERS_V1_BIN: the
+/// checkpoint it left after its runs (server URL replaced by {BASE}) and what it printed.
+/// Run once with the previous release's binary; see tests/fixtures/v1/README.md.
+#[test]
+#[ignore = "writes fixtures with SOCDEFENDERS_V1_BIN, the previous release's binary"]
+fn write_v1_fixtures() {
+    let bin = std::env::var("SOCDEFENDERS_V1_BIN").expect("SOCDEFENDERS_V1_BIN");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, rest, runs) in UPGRADE_SCENARIOS {
+        let (srv, env) = match rest {
+            Some(desc) => {
+                let (srv, _f) = api::start(upgrade_feed(*desc), None);
+                let env = api_env(&srv);
+                (srv, env)
+            }
+            None => {
+                let (srv, _t) = tx::start(upgrade_taxii());
+                let env = taxii_env(&srv, "All IOCs");
+                (srv, env)
+            }
+        };
+        let mut printed = Vec::new();
+        for _ in 0..*runs {
+            let out = util::run_bin(
+                bin.as_ref(),
+                &[
+                    "--limit",
+                    if rest.is_some() { "7" } else { "4" },
+                    "--since",
+                    UPGRADE_SINCE,
+                ],
+                &env,
+            );
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            printed.extend(upgrade_printed(&out));
+        }
+        let state = std::fs::read_to_string(env.state_file("default"))
+            .unwrap()
+            .replace(&srv.url, "{BASE}");
+        let fixture = json!({"state": state, "printed": printed});
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_string_pretty(&fixture).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+}

@@ -277,12 +277,17 @@ impl Feed {
     /// A feed whose clock starts 12 hours ago, so a Free first run (1 day back) sees it all.
     pub fn new() -> Feed {
         let now = (time::OffsetDateTime::now_utc().unix_timestamp()) * 1000;
+        Feed::at(now - 12 * 3_600_000)
+    }
+
+    /// A feed whose clock starts at `clock_ms`: the same records on every run of a test.
+    pub fn at(clock_ms: i64) -> Feed {
         Feed {
             recs: Vec::new(),
             desc: true,
             inclusive: true,
             cap: 100,
-            clock_ms: now - 12 * 3_600_000,
+            clock_ms,
             faults: VecDeque::new(),
             next_base: None,
             during: None,

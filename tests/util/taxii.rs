@@ -33,9 +33,14 @@ pub fn ts_us(us: i64) -> String {
 
 impl Taxii {
     pub fn new() -> Taxii {
+        Taxii::at((time::OffsetDateTime::now_utc().unix_timestamp() - 3600) * 1_000_000)
+    }
+
+    /// A server whose clock starts at `clock_us`: the same date_added values on every run.
+    pub fn at(clock_us: i64) -> Taxii {
         Taxii {
             objects: Vec::new(),
-            clock_us: (time::OffsetDateTime::now_utc().unix_timestamp() - 3600) * 1_000_000,
+            clock_us,
             accept_seen: Vec::new(),
             force_status: None,
             answer_version: None,

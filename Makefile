@@ -35,12 +35,14 @@ test: lint unit package-check splunkd-run knowledge-check taxii-interop appinspe
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	python3 tools/check_structure.py --self-test src
 
 unit:
 	$(CARGO) test --locked
 
 # The package as an admin gets it: layout, modes, static binary, and byte-identical rebuilds.
 package-check: package
+	python3 tools/package.py --self-test
 	python3 tools/check_package.py $(SPL) $(VERSION)
 	@first=$$(sha256sum $(SPL) | cut -d' ' -f1); \
 	 python3 tools/package.py . $(BIN) build dist >/dev/null; \

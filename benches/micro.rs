@@ -8,7 +8,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use socdefenders_iocs::{event, page, scan, stix};
+use socdefenders_iocs::output::event;
+use socdefenders_iocs::source::rest::{page, record, scan};
+use socdefenders_iocs::source::taxii::stix;
 
 fn record(i: usize) -> Value {
     json!({
@@ -94,11 +96,11 @@ fn main() {
         || {
             out.clear();
             page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
-                let Some((found, used)) = event::find(rest, eof, 8192, &mut members).unwrap()
+                let Some((found, used)) = record::find(rest, eof, 8192, &mut members).unwrap()
                 else {
                     return Ok(None);
                 };
-                let event::Element::Plain(raw) = found.element() else {
+                let record::Element::Plain(raw) = found.element() else {
                     panic!("plain records")
                 };
                 raw.encode_into(&mut out);

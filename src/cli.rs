@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(names.len(), 28, "{names:?}");
         assert!(opts.settings().is_empty());
         for n in names {
-            assert!(crate::config::SETTINGS.iter().any(|s| s.key == n), "{n}");
+            assert!(crate::config::all_keys().contains(&n.as_str()), "{n}");
         }
     }
 }

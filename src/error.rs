@@ -1,22 +1,30 @@
 //! Failure kinds and the exit codes they map to.
 //!
-//! Every error that reaches `main` is printed as one line; the first [`Failure`] found in its
-//! chain decides the exit code. Errors without a kind are internal (exit 1).
+//! Every error that reaches `main` is printed as one line; the outermost [`Failure`] in its
+//! chain decides the exit code, so a caller that wraps an error with a kind of its own (say,
+//! "splunkd could not be used" around "no CA file") decides what the operator is told to fix.
+//! Errors without a kind are internal (exit 1).
 
 use std::fmt;
 
-/// What went wrong, as far as an operator is concerned. The numbers are documented in the README.
+/// What went wrong, as far as an operator is concerned. The numbers are documented in the
+/// README and in `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Bad option, bad setting, unreadable settings file or key file.
+    /// A bug (a panic, or an error no code path gave a kind): exit 1.
+    Internal,
+    /// The command line itself is wrong (clap's verdict).
+    Usage,
+    /// Bad setting, unreadable settings file or key file.
     Config,
     /// The API refused the key (401/403).
     Auth,
-    /// The API said 429, or the daily request budget is spent.
+    /// The API said 429.
     RateLimit,
     /// Network failure, timeout, 5xx, or a response that is not the documented shape.
     Upstream,
-    /// stdout could not be written (closed pipe, full disk).
+    /// stdout could not be written (closed pipe, full disk), or the run was stopped while
+    /// printing.
     Output,
     /// The checkpoint file is corrupt, of an unknown version, locked, or cannot be written.
     State,
@@ -29,7 +37,8 @@ pub enum Kind {
 impl Kind {
     pub fn exit_code(self) -> u8 {
         match self {
-            Kind::Config => 2,
+            Kind::Internal => 1,
+            Kind::Usage | Kind::Config => 2,
             Kind::Auth => 3,
             Kind::RateLimit => 4,
             Kind::Upstream => 5,
@@ -42,6 +51,8 @@ impl Kind {
 
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Internal => "internal",
+            Kind::Usage => "usage",
             Kind::Config => "config",
             Kind::Auth => "auth",
             Kind::RateLimit => "rate_limit",
@@ -91,10 +102,31 @@ where
     }
 }
 
-/// The kind of an error: the outermost `Failure` in its chain, if any.
-pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
-    err.chain()
-        .find_map(|c| c.downcast_ref::<Failure>())
-        .map(|f| f.kind)
-        .or_else(|| err.downcast_ref::<Failure>().map(|f| f.kind))
+/// The kind of an error: its outermost `Failure`. anyhow's `downcast_ref` looks at the
+/// outermost context first and then inward, which is exactly that order.
+pub fn kind_of(err: &anyhow::Error) -> Kind {
+    err.downcast_ref::<Failure>()
+        .map_or(Kind::Internal, |f| f.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outermost_kind_decides() {
+        let inner = fail(Kind::Config, "no CA file");
+        let outer: anyhow::Result<()> = Err(inner).kind(Kind::Splunkd, || "splunkd".into());
+        assert_eq!(kind_of(&outer.unwrap_err()), Kind::Splunkd);
+        let io: Result<(), std::io::Error> = Err(std::io::Error::other("x"));
+        let tagged = io.kind(Kind::State, || "state".into()).unwrap_err();
+        let twice = Err::<(), _>(tagged)
+            .kind(Kind::Output, || "out".into())
+            .unwrap_err();
+        assert_eq!(kind_of(&twice), Kind::Output);
+        assert_eq!(kind_of(&anyhow::anyhow!("plain")), Kind::Internal);
+        // A context without a kind over a kinded error keeps the inner kind.
+        let ctx = fail(Kind::Auth, "refused").context("while fetching");
+        assert_eq!(kind_of(&ctx), Kind::Auth);
+    }
 }

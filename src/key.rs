@@ -1,47 +1,25 @@
-//! Where the API key comes from, and the type that keeps it out of every log line.
+//! Where the API key comes from.
 //!
 //! Order: `--api-key-file` on the command line, `SOCDEFENDERS_API_KEY`, `api_key_file` from the
 //! environment or socdefenders.conf, then Splunk's secret store through the passAuth session
 //! token splunkd writes on stdin. There is deliberately no option that takes the key itself.
 
-use std::fmt;
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::config::{Config, Source};
 use crate::error::{Kind, KindExt, fail};
+use crate::secret::Secret;
+use crate::setting::Origin;
+use crate::splunkd::{self, SplunkdSettings};
 
-/// A secret that never prints: `Debug` and `Display` show only `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Secret {
-        crate::log::register_secret(&s);
-        Secret(s)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// First 8 characters and the length, as the SOC Defenders dashboard shows a key's prefix.
-    pub fn masked(&self) -> String {
-        let prefix: String = self.0.chars().take(8).collect();
-        format!("{prefix}*** ({} chars)", self.0.chars().count())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
+/// The settings that say where the key is.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// `api_key_file`, with where that setting came from (a file named on the command line
+    /// wins over `SOCDEFENDERS_API_KEY`; one from the environment or a .conf file does not).
+    pub api_key_file: Option<(PathBuf, Origin)>,
 }
 
 fn check_key(raw: &str, from: &str) -> Result<Secret> {
@@ -63,17 +41,42 @@ fn check_key(raw: &str, from: &str) -> Result<Secret> {
     Ok(Secret::new(key.to_string()))
 }
 
+/// The most a key file may hold: a key is well under a kilobyte.
+const KEY_FILE_CAP: u64 = 64 * 1024;
+
 fn from_file(path: &Path) -> Result<Secret> {
-    let text = std::fs::read_to_string(path).kind(Kind::Config, || {
+    let cant = || {
         format!(
             "cannot read api_key_file {}: check the path and that the Splunk user can read it",
             path.display()
+        )
+    };
+    let file = std::fs::File::open(path).kind(Kind::Config, cant)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&file, KEY_FILE_CAP + 1),
+        &mut bytes,
+    )
+    .kind(Kind::Config, cant)?;
+    if bytes.len() as u64 > KEY_FILE_CAP {
+        return Err(fail(
+            Kind::Config,
+            format!(
+                "api_key_file {} is larger than {KEY_FILE_CAP} bytes; it must hold only the key",
+                path.display()
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        fail(
+            Kind::Config,
+            format!("api_key_file {} is not UTF-8 text", path.display()),
         )
     })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
+        if let Ok(meta) = file.metadata()
             && meta.permissions().mode() & 0o077 != 0
         {
             crate::log::warn(&format!(
@@ -103,37 +106,20 @@ pub fn session_token() -> Option<Secret> {
     let text = String::from_utf8(line).ok()?;
     let text = text.trim();
     let text = text.strip_prefix("sessionKey=").unwrap_or(text);
-    let token = percent_decode(text);
+    let token = percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned();
     (!token.is_empty()).then(|| Secret::new(token))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The key from the command line, the environment or a key file, in that order; `None` when
 /// none of them is set (the key must then come from Splunk's secret store). Touches neither
 /// stdin nor splunkd.
-pub fn resolve_local(cfg: &Config) -> Result<Option<(Secret, String)>> {
+pub fn resolve_local(cfg: &KeySettings) -> Result<Option<(Secret, String)>> {
     let file_from_cli = cfg
         .api_key_file
         .as_ref()
-        .filter(|(_, src)| *src == Source::Option);
+        .filter(|(_, origin)| *origin == Origin::Option);
     if let Some((path, _)) = file_from_cli {
         let from = format!("--api-key-file {}", path.display());
         return Ok(Some((from_file(path)?, from)));
@@ -142,56 +128,37 @@ pub fn resolve_local(cfg: &Config) -> Result<Option<(Secret, String)>> {
         let key = check_key(&v, "SOCDEFENDERS_API_KEY")?;
         return Ok(Some((key, "environment SOCDEFENDERS_API_KEY".into())));
     }
-    if let Some((path, src)) = &cfg.api_key_file {
-        let from = format!("api_key_file {} ({src})", path.display());
+    if let Some((path, origin)) = &cfg.api_key_file {
+        let from = format!("api_key_file {} ({origin})", path.display());
         return Ok(Some((from_file(path)?, from)));
     }
     Ok(None)
 }
 
 /// The API key and a description of where it came from (never the key itself).
-pub fn resolve(cfg: &Config) -> Result<(Secret, String)> {
+pub fn resolve(cfg: &KeySettings, splunkd: &SplunkdSettings) -> Result<(Secret, String)> {
     if let Some(found) = resolve_local(cfg)? {
         return Ok(found);
     }
     match session_token() {
         Some(token) => {
-            let key = crate::splunkd::fetch_key(cfg, &token)?;
+            let key = splunkd::fetch_key(splunkd, &token)?;
             Ok((
                 check_key(key.expose(), "Splunk's secret store")?,
                 format!(
                     "Splunk secret store, realm {} username {}",
-                    crate::splunkd::REALM,
-                    cfg.credential
+                    splunkd::REALM,
+                    splunkd.credential
                 ),
             ))
         }
         None => Err(fail(
             Kind::Splunkd,
             format!(
-                "no API key and no splunkd session token on stdin: store the key in Splunk's secret store (socdefenders-iocs store-key, realm {}, username {}) and run the input from splunkd with passAuth = splunk-system-user, or set SOCDEFENDERS_API_KEY or api_key_file for a manual run",
-                crate::splunkd::REALM,
-                cfg.credential
+                "no API key and no splunkd session token on stdin: store the key in Splunk's secret store (the app's setup page, or socdefenders-iocs store-key; realm {}, username {}) and run the input from splunkd with passAuth = splunk-system-user, or set SOCDEFENDERS_API_KEY or api_key_file for a manual run",
+                splunkd::REALM,
+                splunkd.credential
             ),
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_never_format() {
-        let s = Secret::new("sk_live_abcdefgh1234".into());
-        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
-        assert_eq!(s.masked(), "sk_live_*** (20 chars)");
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Bb%3D%3d"), "a+b==");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

@@ -1,53 +1,76 @@
-//! One-line, key=value messages on stderr.
+//! One line per message on stderr, in the form splunkd files at the right level.
 //!
 //! splunkd turns each stderr line of a scripted input into one `splunkd.log` entry
-//! (`component=ExecProcessor`), so every message here is exactly one line, with `level=` first
-//! and the message quoted. Anything that could be a secret is scrubbed before printing.
+//! (`component=ExecProcessor`), at ERROR unless the line starts with the level word itself
+//! (Splunk's "Set up logging" page for inputs). So every line starts with `INFO`, `WARN` or
+//! `ERROR`, then the same level as `level=` (searches keep working whether or not splunkd
+//! keeps the word), the input, and the quoted message:
+//!
+//! `WARN level=WARN input=ipv4 msg="..."`
+//!
+//! Every message is scrubbed of registered secrets first and only then cut to
+//! [`MAX_MSG_BYTES`]: cutting first could leave a secret's prefix behind. Warnings about
+//! single records go through [`note`], which prints the first few of each kind and counts the
+//! rest, so a hostile page cannot flood splunkd.log.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-static INPUT: OnceLock<String> = OnceLock::new();
-static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+use crate::secret;
 
-/// Names the input in every later line.
+/// The longest message printed, in bytes, after scrubbing.
+pub const MAX_MSG_BYTES: usize = 2048;
+/// Lines printed per kind of per-record warning in one run; the rest are counted.
+pub const NOTES_PER_KIND: usize = 3;
+
+static INPUT: Mutex<String> = Mutex::new(String::new());
+/// Per kind: lines printed, and lines held back.
+static NOTES: Mutex<BTreeMap<&'static str, (usize, usize)>> = Mutex::new(BTreeMap::new());
+
+/// Names the input in every later line (before that, `default`).
 pub fn set_input(name: &str) {
-    let _ = INPUT.set(name.to_string());
-}
-
-/// Registers a secret that must never appear on stderr, whatever path an error took.
-pub fn register_secret(secret: &str) {
-    if secret.len() >= 4
-        && let Ok(mut s) = SECRETS.lock()
-    {
-        s.push(secret.to_string());
+    if let Ok(mut i) = INPUT.lock() {
+        *i = name.to_string();
     }
 }
 
-/// Replaces registered secrets and makes the text safe for one quoted key=value field.
-pub fn scrub(text: &str) -> String {
-    let mut out = text.to_string();
-    if let Ok(secrets) = SECRETS.lock() {
-        for s in secrets.iter() {
-            out = out.replace(s.as_str(), "***");
-        }
+/// `text` made safe to embed in a message: secrets scrubbed, then cut to `max` bytes (at a
+/// character boundary) with the number of bytes cut.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let clean = secret::scrub(text);
+    if clean.len() <= max {
+        return clean.into_owned();
     }
-    out.chars()
+    let mut end = max;
+    while !clean.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...[cut {} bytes]", &clean[..end], clean.len() - end)
+}
+
+/// One quoted key=value field's worth of text: no quotes, no line breaks.
+fn field(text: &str) -> String {
+    text.chars()
         .map(|c| match c {
             '"' => '\'',
-            c if c.is_control() => ' ',
-            '\u{2028}' | '\u{2029}' => ' ',
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => ' ',
             c => c,
         })
         .collect()
 }
 
 fn line(level: &str, extra: &str, msg: &str) -> String {
-    let input = INPUT.get().map(String::as_str).unwrap_or("default");
+    let input = INPUT.lock().map(|i| i.clone()).unwrap_or_default();
+    let input = if input.is_empty() {
+        "default".into()
+    } else {
+        input
+    };
     format!(
         "level={level} input={}{extra} msg=\"{}\"",
-        scrub(input).replace(' ', "_"),
-        scrub(msg)
+        field(&excerpt(&input, 64)).replace(' ', "_"),
+        field(&excerpt(msg, MAX_MSG_BYTES))
     )
 }
 
@@ -69,14 +92,64 @@ pub fn error(kind: &str, code: u8, msg: &str) {
     emit(line("ERROR", &format!(" error={kind} exit={code}"), msg));
 }
 
+/// A warning about one item (a record, an object) of kind `kind`: the first
+/// [`NOTES_PER_KIND`] of a kind are printed, the others counted for [`flush_notes`]. `msg` is
+/// only built when it is printed.
+pub fn note(kind: &'static str, msg: impl FnOnce() -> String) {
+    let print = match NOTES.lock() {
+        Ok(mut notes) => {
+            let n = notes.entry(kind).or_default();
+            if n.0 < NOTES_PER_KIND {
+                n.0 += 1;
+                true
+            } else {
+                n.1 += 1;
+                false
+            }
+        }
+        Err(_) => false,
+    };
+    if print {
+        warn(&msg());
+    }
+}
+
+/// One line per kind of [`note`] that had more than it printed, with the count.
+pub fn flush_notes() {
+    let held: Vec<(&'static str, usize)> = match NOTES.lock() {
+        Ok(mut notes) => notes
+            .iter_mut()
+            .filter(|(_, n)| n.1 > 0)
+            .map(|(k, n)| (*k, std::mem::take(&mut n.1)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for (kind, n) in held {
+        warn(&format!(
+            "{n} more warnings of the kind \"{kind}\" in this run were not printed (the first {NOTES_PER_KIND} are above)"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn scrub_removes_secrets_quotes_and_newlines() {
-        register_secret("sk_test_scrubme");
-        let s = scrub("key sk_test_scrubme said \"hi\"\nnext\u{2028}line");
-        assert_eq!(s, "key *** said 'hi' next line");
+    fn secrets_are_scrubbed_before_the_cut() {
+        secret::Secret::new("sk_test_scrubme".into());
+        let text = format!("{}sk_test_scrubme tail", "a".repeat(10));
+        // A cut inside the secret's span still shows none of it.
+        for max in 0..text.len() {
+            let e = excerpt(&text, max);
+            assert!(!e.contains("sk_t"), "{max}: {e}");
+        }
+        assert_eq!(field(&excerpt("x \"y\"\nz\u{2028}", 100)), "x 'y' z ");
+    }
+
+    #[test]
+    fn cuts_keep_characters_whole() {
+        let e = excerpt(&"é".repeat(10), 5);
+        assert_eq!(e, "éé...[cut 16 bytes]");
     }
 }

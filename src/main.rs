@@ -29,9 +29,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let kind = error::kind_of(&err);
-            let code = kind.map_or(1, error::Kind::exit_code);
-            let name = kind.map_or("internal", error::Kind::name);
-            log::error(name, code, &format!("{err:#}"));
+            let code = kind.exit_code();
+            log::error(kind.name(), code, &format!("{err:#}"));
             ExitCode::from(code)
         }
     }

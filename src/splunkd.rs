@@ -19,15 +19,29 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 
-use crate::config::Config;
 use crate::error::{Kind, KindExt, fail};
 use crate::http;
-use crate::key::Secret;
+use crate::secret::Secret;
 
 /// The storage/passwords realm of our credential.
 pub const REALM: &str = "TA-socdefenders";
 const APP: &str = "TA-socdefenders";
 const MAX_RESPONSE: u64 = 4 << 20;
+
+/// How to reach splunkd's management port, and which credential to read or store.
+#[derive(Debug, Clone)]
+pub struct SplunkdSettings {
+    /// `splunkd_url`: scheme, host and port, no trailing slash.
+    pub url: String,
+    /// `splunkd_ca_file`: the CA of splunkd's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// `$SPLUNK_HOME`, for the default CA file.
+    pub splunk_home: Option<PathBuf>,
+    /// Bounded by the request timeout, at most 30 s.
+    pub timeout: Duration,
+    /// `credential`: the username of the key in storage/passwords.
+    pub credential: String,
+}
 
 /// scheme, host, port of `splunkd_url`.
 struct Target {
@@ -125,15 +139,15 @@ impl ServerCertVerifier for SplunkdVerifier {
 }
 
 /// The CA file for splunkd: `splunkd_ca_file`, else `$SPLUNK_HOME/etc/auth/cacert.pem`.
-fn ca_path(cfg: &Config) -> Option<PathBuf> {
-    cfg.splunkd_ca_file.clone().or_else(|| {
+fn ca_path(cfg: &SplunkdSettings) -> Option<PathBuf> {
+    cfg.ca_file.clone().or_else(|| {
         cfg.splunk_home
             .as_ref()
             .map(|h| h.join("etc/auth/cacert.pem"))
     })
 }
 
-fn tls_config(cfg: &Config, t: &Target) -> Result<Arc<rustls::ClientConfig>> {
+fn tls_config(cfg: &SplunkdSettings, t: &Target) -> Result<Arc<rustls::ClientConfig>> {
     let path = ca_path(cfg).ok_or_else(|| {
         fail(
             Kind::Splunkd,
@@ -176,21 +190,15 @@ fn tls_config(cfg: &Config, t: &Target) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// One HTTP/1.1 request to splunkd; returns status and body.
-fn request(
-    cfg: &Config,
-    method: &str,
-    path: &str,
-    auth: &str,
-    form: Option<&str>,
-) -> Result<(u16, Vec<u8>)> {
-    let t = target(&cfg.splunkd_url)?;
-    if !t.loopback && cfg.splunkd_ca_file.is_none() {
+/// The TCP connection to splunkd, after checking the session token may go there: to
+/// loopback, or elsewhere only with a CA file for its certificate and over https.
+fn connect(cfg: &SplunkdSettings, t: &Target) -> Result<TcpStream> {
+    if !t.loopback && cfg.ca_file.is_none() {
         return Err(fail(
             Kind::Splunkd,
             format!(
                 "splunkd_url {} is not a loopback address; the session token is only sent there when splunkd_ca_file names the CA of its certificate",
-                cfg.splunkd_url
+                cfg.url
             ),
         ));
     }
@@ -200,11 +208,10 @@ fn request(
             "splunkd_url uses http:// to a non-loopback host; use https://",
         ));
     }
-    let timeout = cfg.timeout.min(Duration::from_secs(30));
     let unreachable = || {
         format!(
             "cannot reach splunkd at {}: is splunkd running, and is that its management port (server.conf [settings] mgmtHostPort)? Set splunkd_url if not",
-            cfg.splunkd_url
+            cfg.url
         )
     };
     let addr = (t.host.as_str(), t.port)
@@ -212,10 +219,14 @@ fn request(
         .kind(Kind::Splunkd, unreachable)?
         .next()
         .ok_or_else(|| fail(Kind::Splunkd, unreachable()))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout).kind(Kind::Splunkd, unreachable)?;
-    tcp.set_read_timeout(Some(timeout)).ok();
-    tcp.set_write_timeout(Some(timeout)).ok();
+    let tcp = TcpStream::connect_timeout(&addr, cfg.timeout).kind(Kind::Splunkd, unreachable)?;
+    tcp.set_read_timeout(Some(cfg.timeout)).ok();
+    tcp.set_write_timeout(Some(cfg.timeout)).ok();
+    Ok(tcp)
+}
 
+/// The text of one HTTP/1.1 request, `Connection: close`.
+fn request_text(t: &Target, method: &str, path: &str, auth: &str, form: Option<&str>) -> String {
     let host_header = if t.host.contains(':') {
         format!("[{}]:{}", t.host, t.port)
     } else {
@@ -233,7 +244,20 @@ fn request(
     } else {
         req.push_str("\r\n");
     }
+    req
+}
 
+/// One HTTP/1.1 request to splunkd; returns status and body.
+fn request(
+    cfg: &SplunkdSettings,
+    method: &str,
+    path: &str,
+    auth: &str,
+    form: Option<&str>,
+) -> Result<(u16, Vec<u8>)> {
+    let t = target(&cfg.url)?;
+    let tcp = connect(cfg, &t)?;
+    let req = request_text(&t, method, path, auth, form);
     let mut raw = Vec::new();
     let io = if t.tls {
         let server_name = ServerName::try_from(t.host.clone()).kind(Kind::Config, || {
@@ -250,16 +274,13 @@ fn request(
     io.kind(Kind::Splunkd, || {
         format!(
             "talking to splunkd at {} failed; if the certificate is not from Splunk's default CA set splunkd_ca_file",
-            cfg.splunkd_url
+            cfg.url
         )
     })?;
     parse_response(&raw).ok_or_else(|| {
         fail(
             Kind::Splunkd,
-            format!(
-                "splunkd at {} sent a response that is not HTTP",
-                cfg.splunkd_url
-            ),
+            format!("splunkd at {} sent a response that is not HTTP", cfg.url),
         )
     })
 }
@@ -324,7 +345,7 @@ fn entity_path(user: &str) -> String {
 }
 
 /// Reads the API key from storage/passwords with the passAuth session token.
-pub fn fetch_key(cfg: &Config, token: &Secret) -> Result<Secret> {
+pub fn fetch_key(cfg: &SplunkdSettings, token: &Secret) -> Result<Secret> {
     let path = format!("{}?output_mode=json", entity_path(&cfg.credential));
     let auth = format!("Splunk {}", token.expose());
     let (status, body) = request(cfg, "GET", &path, &auth, None)?;
@@ -414,7 +435,7 @@ fn read_tty_line(label: &str) -> std::io::Result<String> {
 
 /// Interactive: asks for the key and a Splunk admin's credentials, then creates or updates
 /// the credential.
-pub fn store_key(cfg: &Config) -> Result<()> {
+pub fn store_key(cfg: &SplunkdSettings) -> Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return Err(fail(

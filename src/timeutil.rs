@@ -1,7 +1,12 @@
-//! Timestamps: the API speaks RFC 3339 in UTC; the checkpoint compares them as epoch milliseconds.
+//! Timestamps: the API speaks RFC 3339 in UTC; the checkpoint compares them as epoch
+//! milliseconds. The one clock of the program is [`now_ms`].
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+/// How far a timestamp from the feed may be ahead of this host's clock before it is treated
+/// as being in the future: NTP-synchronised clocks differ by far less.
+pub const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Parses an RFC 3339 timestamp (`2026-11-01T00:00:00Z`, offsets and fractions allowed).
 pub fn parse(s: &str) -> Option<OffsetDateTime> {
@@ -75,8 +80,21 @@ fn to_seconds(t: OffsetDateTime) -> String {
     )
 }
 
+/// The time now, epoch ms. Debug builds (the tests' binary) read `SOCDEFENDERS_TEST_NOW`
+/// (RFC 3339) instead, so no test depends on the wall clock; release builds have no such hook.
 pub fn now_ms() -> i64 {
+    #[cfg(debug_assertions)]
+    if let Some(t) = std::env::var("SOCDEFENDERS_TEST_NOW")
+        .ok()
+        .and_then(|v| parse_ms(&v))
+    {
+        return t;
+    }
     to_ms(OffsetDateTime::now_utc())
+}
+
+pub fn now() -> OffsetDateTime {
+    from_ms(now_ms())
 }
 
 /// The UTC day of a time, `YYYY-MM-DD`, for the daily request budget.

@@ -957,7 +957,7 @@ fn package_runs_like_splunkd() {
         "state under $SPLUNK_HOME/var/lib/splunk/modinputs/TA-socdefenders/"
     );
     let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    assert_eq!(st["version"], 1);
+    assert_eq!(st["version"], 2);
     assert!(st["cursor"]["since_ms"].is_i64());
     assert_eq!(
         util::run_bin(&bin, &["-index", "main"], &env)
@@ -1082,21 +1082,8 @@ fn taxii_auth_basic_bearer_and_free_tier() {
 }
 
 fn b64(s: &str) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in s.as_bytes().chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                T[(n >> (18 - 6 * i)) as usize & 63] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 #[test]
@@ -1239,20 +1226,17 @@ fn every_setting_is_documented_in_the_spec_and_the_readme() {
         std::fs::read_to_string(format!("{root}/app/README/socdefenders.conf.spec")).unwrap();
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let shipped = std::fs::read_to_string(format!("{root}/default/socdefenders.conf")).unwrap();
-    for s in socdefenders_iocs::config::SETTINGS
-        .iter()
-        .filter(|s| s.key != "input")
+    for key in socdefenders_iocs::config::all_keys()
+        .into_iter()
+        .filter(|k| *k != "input")
     {
         assert!(
-            spec.lines()
-                .any(|l| l.starts_with(&format!("{} = ", s.key))),
-            "{} missing from the .conf.spec",
-            s.key
+            spec.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "{key} missing from the .conf.spec"
         );
         assert!(
-            readme.contains(&format!("| `{}` |", s.key)),
-            "{} missing from the README settings table",
-            s.key
+            readme.contains(&format!("| `{key}` |")),
+            "{key} missing from the README settings table"
         );
     }
     // The shipped file itself is valid for the program: every key it sets is a known setting.
@@ -1262,9 +1246,7 @@ fn every_setting_is_documented_in_the_spec_and_the_readme() {
     {
         let key = line.split(" = ").next().unwrap().trim();
         assert!(
-            socdefenders_iocs::config::SETTINGS
-                .iter()
-                .any(|s| s.key == key),
+            socdefenders_iocs::config::all_keys().contains(&key),
             "{key}"
         );
     }
@@ -1355,7 +1337,7 @@ fn taxii_backlog_that_keeps_growing_is_warned() {
     // Once a run drains it, the count starts over.
     let out = env.run(&["--limit", "1000"]);
     assert!(!out.has_level("WARN", "keeps growing"));
-    assert_eq!(env.state("default")["taxii"]["behind_runs"], 0);
+    assert_eq!(env.state("default")["cursor"]["behind_runs"], 0);
 }
 
 // --- Checkpoints written by the previous release (format version 1) --------------------------
@@ -1442,4 +1424,104 @@ fn write_v1_fixtures() {
         )
         .unwrap();
     }
+}
+
+/// A checkpoint written by the previous release is read, and its walk continues: with what
+/// that release printed, every version is printed exactly once, and the feed may grow on the
+/// way. The first new run must not restart the walk (the settings did not change).
+#[test]
+fn checkpoints_of_the_previous_release_continue_their_walk() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    for (name, rest, _) in UPGRADE_SCENARIOS {
+        let fixture: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap())
+                .unwrap();
+        let (srv, env, feed) = match rest {
+            Some(desc) => {
+                let (srv, f) = api::start(upgrade_feed(*desc), None);
+                let env = api_env(&srv);
+                (srv, env, Some(f))
+            }
+            None => {
+                let (srv, _t) = tx::start(upgrade_taxii());
+                let env = taxii_env(&srv, "All IOCs");
+                (srv, env, None)
+            }
+        };
+        std::fs::create_dir_all(env.state_dir()).unwrap();
+        let state = fixture["state"]
+            .as_str()
+            .unwrap()
+            .replace("{BASE}", &srv.url);
+        assert!(state.contains("\"version\":1"));
+        std::fs::write(env.state_file("default"), &state).unwrap();
+        if let Some(f) = &feed {
+            // The feed moves on after the upgrade: new IOCs, and an old one seen again.
+            let mut f = f.lock().unwrap();
+            f.add(9, 2);
+            f.touch(3);
+        }
+        let mut printed: HashMap<Value, usize> = HashMap::new();
+        for p in fixture["printed"].as_array().unwrap() {
+            *printed.entry(p.clone()).or_default() += 1;
+        }
+        let limit = if rest.is_some() { "7" } else { "4" };
+        let mut quiet = 0;
+        for run in 0..60 {
+            let out = env.run(&["--limit", limit, "--since", UPGRADE_SINCE]);
+            assert_eq!(out.code, 0, "{name} run {run}: {}", out.stderr);
+            assert!(
+                !out.has_level("WARN", "changed"),
+                "{name}: the walk restarted: {}",
+                out.stderr
+            );
+            let got = upgrade_printed(&out);
+            quiet = if got.is_empty() { quiet + 1 } else { 0 };
+            for p in got {
+                *printed.entry(p).or_default() += 1;
+            }
+            if quiet == 3 {
+                break;
+            }
+        }
+        let repeated: Vec<_> = printed.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(repeated.is_empty(), "{name}: printed twice: {repeated:?}");
+        let want: Vec<Value> = match &feed {
+            Some(f) => f
+                .lock()
+                .unwrap()
+                .versions()
+                .into_iter()
+                .map(|(id, seen)| json!([id, seen]))
+                .collect(),
+            None => (0..24)
+                .map(|i| {
+                    json!([
+                        format!("indicator--00000000-0000-4000-8000-{i:012}"),
+                        "2026-01-01T00:00:00.000Z"
+                    ])
+                })
+                .collect(),
+        };
+        let missing: Vec<_> = want.iter().filter(|v| !printed.contains_key(v)).collect();
+        assert!(missing.is_empty(), "{name}: never printed: {missing:?}");
+        assert_eq!(env.state("default")["version"], 2, "{name}");
+    }
+}
+
+#[test]
+fn a_checkpoint_from_a_newer_release_is_refused_and_kept() {
+    let (srv, _feed) = api::start(feed_with(2), None);
+    let env = api_env(&srv);
+    std::fs::create_dir_all(env.state_dir()).unwrap();
+    let body = br#"{"version":3,"input":"default","source":"rest","future":true}"#;
+    std::fs::write(env.state_file("default"), body).unwrap();
+    let e = assert_failed(&env.run(&[]), 7, "state");
+    assert!(
+        e["msg"].contains("version 3") && e["msg"].contains("newer release"),
+        "{}",
+        e["msg"]
+    );
+    assert_eq!(std::fs::read(env.state_file("default")).unwrap(), body);
+    assert_eq!(srv.count(), 0);
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Stages TA-socdefenders from the sources and writes a reproducible .spl.
 
-The app folder is built from default/, app/, the README and the built binary only (never
-from a working tree with stray files). The version comes from Cargo.toml and is stamped
+The app folder is built from the files git tracks under default/, app/ and bin/, the README
+and the built binary only: an untracked or ignored file in those folders (an editor's backup,
+a local/ test folder) never ships. `--self-test` shows it. The version comes from Cargo.toml and is stamped
 into app.conf. The tarball has sorted entries, fixed times, numeric owner 0 and fixed modes
 (644 files, 755 folders and bin/ executables), and gzip without a timestamp, so the same
 sources give the same bytes. Prints the path and sha256.
@@ -13,6 +14,7 @@ import io
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 
@@ -33,18 +35,30 @@ def build_number(v):
     return major * 1_000_000 + minor * 1_000 + patch
 
 
+def tracked(root, folder):
+    """Paths (relative to `folder`) of the files git tracks under root/folder."""
+    out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--", folder],
+                         capture_output=True, check=True).stdout.decode()
+    return sorted(p[len(folder) + 1:] for p in out.split("\0") if p)
+
+
+def copy_tracked(root, folder, dest):
+    for rel in tracked(root, folder):
+        src = os.path.join(root, folder, rel)
+        if not os.path.exists(src):  # deleted in the working tree, not yet committed
+            continue
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        shutil.copy(src, os.path.join(dest, rel))
+
+
 def stage(root, binary, out_dir):
     v = version(root)
     dest = os.path.join(out_dir, APP)
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest)
-    for sub in ("default",):
-        shutil.copytree(os.path.join(root, sub), os.path.join(dest, sub))
-    for entry in sorted(os.listdir(os.path.join(root, "app"))):
-        src = os.path.join(root, "app", entry)
-        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(dest, entry))
-    if os.path.isdir(os.path.join(root, "bin")):
-        shutil.copytree(os.path.join(root, "bin"), os.path.join(dest, "bin"))
+    copy_tracked(root, "default", os.path.join(dest, "default"))
+    copy_tracked(root, "app", dest)
+    copy_tracked(root, "bin", os.path.join(dest, "bin"))
     os.makedirs(os.path.join(dest, "bin"), exist_ok=True)
     shutil.copy(binary, os.path.join(dest, "bin", "socdefenders-iocs"))
     shutil.copy(os.path.join(root, "README.md"), os.path.join(dest, "README.md"))
@@ -98,7 +112,38 @@ def write_spl(staged, out_path):
             gz.write(raw.getvalue())
 
 
+def self_test():
+    """A stray file in default/ (untracked) and an ignored one in app/ are not staged."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        def write(rel, text):
+            os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)
+            open(os.path.join(d, rel), "w").write(text)
+        write("Cargo.toml", '[package]\nversion = "1.2.3"\n')
+        write("README.md", "readme")
+        write("default/app.conf", "[id]\nversion = @VERSION@\n")
+        write("app/metadata/default.meta", "[]\n")
+        write(".gitignore", "*.bak\n/target\n")
+        write("bin/launcher", "#!/bin/sh\n")
+        write("target/binary", "x")
+        git = ["git", "-C", d, "-c", "user.email=t@t", "-c", "user.name=t"]
+        subprocess.run(git + ["init", "-q"], check=True)
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-qm", "x"], check=True)
+        write("default/stray.conf", "[oops]\n")
+        write("app/metadata/local.meta.bak", "x")
+        staged, _ = stage(d, os.path.join(d, "target/binary"), os.path.join(d, "build"))
+        files = sorted(os.path.relpath(os.path.join(p, f), staged)
+                       for p, _, fs in os.walk(staged) for f in fs)
+        assert files == ["README.md", "bin/launcher", "bin/socdefenders-iocs",
+                         "default/app.conf", "metadata/default.meta"], files
+    print("package self-test: ok (untracked and ignored files are not staged)")
+
+
 def main():
+    if sys.argv[1:2] == ["--self-test"]:
+        self_test()
+        return
     root, binary, build_dir, dist_dir = sys.argv[1:5]
     os.makedirs(build_dir, exist_ok=True)
     os.makedirs(dist_dir, exist_ok=True)

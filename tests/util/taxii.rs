@@ -177,19 +177,11 @@ impl Taxii {
 }
 
 fn decode_b64(s: &str) -> String {
-    const T: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.trim().chars().filter(|&c| c != '=') {
-        bits = (bits << 6) | T.find(c).unwrap_or(0) as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&raw).into_owned()
 }
 
 pub fn start(t: Taxii) -> (Server, Arc<Mutex<Taxii>>) {

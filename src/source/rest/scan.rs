@@ -1,5 +1,5 @@
 //! One pass over a record's JSON text that checks it is valid JSON and notes where its
-//! top-level members are, building nothing: the fast path's parser (see [`crate::event::Raw`]).
+//! top-level members are, building nothing: the fast path's parser (see [`super::record::Raw`]).
 //!
 //! serde_json spent over a third of a 10,000-IOC page's decoding in its per-member machinery
 //! (a visitor call, a `RawValue` and a vector slot per member, an allocation per record); this

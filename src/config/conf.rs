@@ -38,6 +38,39 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Starts (or, when repeated, resumes) the stanza of the header `[rest` on line `lineno`.
+fn open_stanza(
+    stanzas: &mut Vec<Stanza>,
+    rest: &str,
+    header: &str,
+    lineno: usize,
+) -> Result<(), ParseError> {
+    let name = rest.strip_suffix(']').ok_or_else(|| ParseError {
+        line: lineno,
+        reason: format!("stanza header {:?} has no closing ']'", clip(header)),
+    })?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ParseError {
+            line: lineno,
+            reason: "empty stanza name '[]'".into(),
+        });
+    }
+    match stanzas.iter().position(|s| s.name == name) {
+        // A repeated stanza is merged, later keys winning, as splunkd does.
+        Some(pos) => {
+            let s = stanzas.remove(pos);
+            stanzas.push(s);
+        }
+        None => stanzas.push(Stanza {
+            name: name.to_string(),
+            line: lineno,
+            entries: Vec::new(),
+        }),
+    }
+    Ok(())
+}
+
 /// Parses a whole file. Invalid UTF-8 is an error: a setting with a replaced byte is not the
 /// setting the admin wrote.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Stanza>, ParseError> {
@@ -79,29 +112,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Stanza>, ParseError> {
             continue;
         }
         if let Some(rest) = trimmed.strip_prefix('[') {
-            let name = rest.strip_suffix(']').ok_or_else(|| ParseError {
-                line: lineno,
-                reason: format!("stanza header {trimmed:?} has no closing ']'"),
-            })?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(ParseError {
-                    line: lineno,
-                    reason: "empty stanza name '[]'".into(),
-                });
-            }
-            match stanzas.iter().position(|s| s.name == name) {
-                // A repeated stanza is merged, later keys winning, as splunkd does.
-                Some(pos) => {
-                    let s = stanzas.remove(pos);
-                    stanzas.push(s);
-                }
-                None => stanzas.push(Stanza {
-                    name: name.to_string(),
-                    line: lineno,
-                    entries: Vec::new(),
-                }),
-            }
+            open_stanza(&mut stanzas, rest, trimmed, lineno)?;
             continue;
         }
         let Some((key, value)) = logical.split_once('=') else {

@@ -41,6 +41,30 @@ pub enum Error {
     Sink(anyhow::Error),
 }
 
+impl Error {
+    /// The one error line for a page that could not be read: nothing from it is printed and
+    /// the checkpoint does not move. `max_body` names the limit a too-large body broke.
+    pub fn into_failure(self, max_body: u64) -> anyhow::Error {
+        use crate::error::{Kind, fail};
+        let msg = match self {
+            Error::Truncated => "the API's response is truncated JSON; nothing from it was printed and the checkpoint did not move".to_string(),
+            Error::Malformed(m) => format!(
+                "the API's response is not valid JSON of the documented shape ({}); nothing from it was printed and the checkpoint did not move. Check base_url points at the SOC Defenders API",
+                crate::log::excerpt(&m, 200)
+            ),
+            Error::TooLarge => format!(
+                "GET /api/v1/iocs: the response is larger than max_body_bytes ({max_body} bytes); nothing from it was printed. Raise max_body_bytes or lower limit"
+            ),
+            Error::Sink(e) => return e,
+            Error::Io(e) => format!(
+                "reading the response failed ({}); nothing was printed and the checkpoint did not move",
+                crate::log::excerpt(&e.to_string(), 200)
+            ),
+        };
+        fail(Kind::Upstream, msg)
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

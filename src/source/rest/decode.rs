@@ -2,7 +2,7 @@
 //!
 //! Finding the elements is most of a large page's work: receiving the body, checking it is
 //! UTF-8, and the scan that validates each record and locates its members (see
-//! [`event::find`]). What is done with each element (de-duplication, encoding, the spill
+//! [`record::find`]). What is done with each element (de-duplication, encoding, the spill
 //! file) must stay with the caller, in page order. So for a large body a "decode" thread runs
 //! [`page::stream`] and hands over batches of found elements (their text, back to back, and
 //! where each record's members are), at most two batches ahead, while the caller handles the
@@ -12,10 +12,9 @@
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::event::{self, Found};
-use crate::page::{self, Summary};
-use crate::rest;
-use crate::scan::{Member, Members};
+use super::page::{self, Summary};
+use super::record::{self, Found};
+use super::scan::{Member, Members};
 
 /// Bodies at least this long (or of unknown length) are decoded on a thread.
 const THREAD_FROM: u64 = 256 * 1024;
@@ -66,14 +65,14 @@ pub fn elements<R: Read + Send + 'static>(
     }
 }
 
-/// [`event::find`], an element that is not JSON failing the page as [`rest::fetch`] says.
+/// [`record::find`], an element that is not JSON failing the page.
 fn find<'a>(
     rest: &'a str,
     eof: bool,
     max_field_bytes: usize,
     members: &'a mut Members,
 ) -> anyhow::Result<Option<(Found<'a>, usize)>> {
-    event::find(rest, eof, max_field_bytes, members).map_err(rest::element_error)
+    record::find(rest, eof, max_field_bytes, members).map_err(|e| e.into_failure(0))
 }
 
 enum Msg {

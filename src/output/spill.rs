@@ -10,7 +10,7 @@
 //! one filling, one being written; a written buffer comes back for reuse. Pages of up to about
 //! 190 IOCs never need the file (or the thread).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -137,26 +137,11 @@ impl Output {
     }
 }
 
-/// A file that disappears when closed (or when the process dies).
+/// A file that disappears when closed or when the process dies: `O_TMPFILE` where the
+/// kernel has it, else created exclusively and unlinked at once (on Windows, opened
+/// delete-on-close), by the `tempfile` crate.
 fn temp_file(dir: &Path) -> io::Result<File> {
-    std::fs::create_dir_all(dir)?;
-    for n in 0..100u32 {
-        let path = dir.join(format!(".spill-{}-{n}", std::process::id()));
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => {
-                std::fs::remove_file(&path)?;
-                return Ok(f);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("cannot create a spill file"))
+    tempfile::tempfile_in(dir)
 }
 
 #[cfg(test)]
@@ -210,7 +195,7 @@ mod tests {
             Some(e) => e,
             None => s.complete().err().expect("the page must not complete"),
         };
-        assert_eq!(crate::error::kind_of(&err), Some(Kind::Output));
+        assert_eq!(crate::error::kind_of(&err), Kind::Output);
         assert!(format!("{err:#}").contains("check free space"), "{err:#}");
     }
 }

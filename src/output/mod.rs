@@ -1,0 +1,91 @@
+//! A page's output: each version printed once, held back until the page is complete.
+//!
+//! Sources offer every event of a page to a [`PageOut`] with the version it belongs to; a
+//! version printed before (remembered in the checkpoint, or earlier on the page) is counted as
+//! a repeat and dropped. Events collect in a [`spill::Spill`] and reach stdout only when the
+//! loop calls [`PageOut::publish`], after the whole page was read, so a page that fails
+//! halfway prints nothing.
+
+pub mod event;
+pub mod spill;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::error::{Kind, KindExt};
+use crate::state::Recent;
+use crate::state::memory::{self, Fresh, PassThrough};
+use spill::Spill;
+
+/// Writes bytes that are not events (`check`, `state show`, `--print-config`) to stdout.
+pub fn write_out(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .kind(Kind::Output, || STDOUT_FAILED.into())
+}
+
+pub const STDOUT_FAILED: &str =
+    "cannot write to stdout (closed pipe or full disk); the checkpoint was not advanced";
+
+/// The events of one page, and the versions they belong to.
+pub struct PageOut {
+    seen: HashSet<u64, PassThrough>,
+    /// This page's printed versions: hash -> time (epoch ms).
+    pub fresh: Fresh,
+    spill: Spill,
+    /// Versions printed, and versions dropped as printed before.
+    pub printed: usize,
+    pub repeats: usize,
+}
+
+impl PageOut {
+    /// An empty page; its spill file, if it needs one, goes in `dir`.
+    pub fn new(recent: &Recent, dir: &Path) -> PageOut {
+        PageOut {
+            seen: memory::seen_set(recent),
+            fresh: Fresh::default(),
+            spill: Spill::new(dir),
+            printed: 0,
+            repeats: 0,
+        }
+    }
+
+    /// Prints the version `hash` (at time `ts`) with `encode`, which appends whole lines,
+    /// unless it was printed before.
+    pub fn offer(&mut self, hash: u64, ts: i64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
+        if self.seen.contains(&hash) || self.fresh.contains_key(&hash) {
+            self.repeats += 1;
+            return Ok(());
+        }
+        self.spill.append(encode)?;
+        self.fresh.insert(hash, ts);
+        self.printed += 1;
+        Ok(())
+    }
+
+    /// Forgets this page's versions older than `floor`, when a page holds far more records
+    /// than it should; returns how many are kept.
+    pub fn keep_fresh_from(&mut self, floor: i64) -> usize {
+        // Rebuilt rather than `retain`ed: the tombstones retain leaves would make the table
+        // double on the next refills instead of reusing its space.
+        let kept: Vec<(u64, i64)> = self.fresh.drain().filter(|&(_, t)| t >= floor).collect();
+        self.fresh.extend(kept);
+        self.fresh.len()
+    }
+
+    /// Copies the complete page's output to stdout and flushes it; only then may the
+    /// checkpoint move. Returns the page's printed versions for the memory.
+    pub fn publish(self) -> Result<Fresh> {
+        let mut out = std::io::stdout().lock();
+        self.spill
+            .complete()?
+            .copy_to(&mut out)
+            .and_then(|()| out.flush())
+            .kind(Kind::Output, || STDOUT_FAILED.into())?;
+        Ok(self.fresh)
+    }
+}

@@ -1,0 +1,363 @@
+//! The TAXII 2.1 wire format: discovery → API root → collection, and one page of objects.
+//!
+//! Collection ids are always discovered (by id or title), never hard-coded, and the resolved
+//! objects URL is kept in the checkpoint until the settings change or it answers 404.
+//! Both paging styles are read: the specification's envelope `{more, next, objects}`, and
+//! SOC Defenders' STIX bundle paged by feeding `X-TAXII-Date-Added-Last` back as
+//! `added_after`.
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::settings::{Auth, Settings};
+use crate::error::{Kind, fail};
+use crate::http::{self, Answer, Net, Response};
+use crate::{log, timeutil};
+
+pub const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+/// Discovery, API root and collection documents are small; more than this is not one.
+const DOC_CAP: u64 = 1 << 20;
+
+/// How a TAXII request ended, when it did not fail.
+pub enum Got<T> {
+    Ok(T),
+    /// The daily request budget refused the request.
+    Spent,
+    /// HTTP 429 until this time (epoch ms).
+    RateLimited(i64),
+    /// HTTP 404 on an objects URL: the cached URL is stale.
+    Gone,
+}
+
+/// One page of objects.
+pub struct Page {
+    pub objects: Vec<Value>,
+    pub more: bool,
+    pub next: Option<String>,
+    pub date_added_last: Option<String>,
+    /// The body was a STIX bundle (SOC Defenders style) rather than an envelope.
+    pub bundle: bool,
+}
+
+fn auth(s: &Settings, net: &Net) -> String {
+    match s.auth {
+        Auth::Basic => http::basic_auth(&s.user, net.key),
+        Auth::Bearer => format!("Bearer {}", net.key.expose()),
+    }
+}
+
+/// Resolves a possibly relative URL against the URL it came from.
+fn resolve(base: &str, link: &str) -> String {
+    if link.starts_with("http://") || link.starts_with("https://") {
+        return link.to_string();
+    }
+    let origin = http::origin(base).unwrap_or_default();
+    if link.starts_with('/') {
+        format!("{origin}{link}")
+    } else {
+        format!("{}/{link}", base.trim_end_matches('/'))
+    }
+}
+
+fn status_error(resp: &Response, what: &str, url: &str) -> anyhow::Error {
+    match resp.status {
+        401 | 403 => fail(
+            Kind::Auth,
+            format!(
+                "the TAXII server refused the key: HTTP {} on {what}; check the key, taxii_auth (basic or bearer) and taxii_user, and that your plan includes TAXII (SOC Defenders: Pro)",
+                resp.status
+            ),
+        ),
+        406 | 415 => fail(
+            Kind::Upstream,
+            format!(
+                "the server at {url} does not accept TAXII 2.1 (HTTP {} to Accept: {MEDIA_TYPE}); check that taxii_url points at a TAXII 2.1 server",
+                resp.status
+            ),
+        ),
+        404 => fail(
+            Kind::Config,
+            format!("{url} answered 404 on {what}; check taxii_url and collection"),
+        ),
+        s if http::is_redirect(s) => fail(
+            Kind::Upstream,
+            format!(
+                "{url} redirects (HTTP {s}) to {}; redirects are not followed so the key stays with the configured host. Set taxii_url to the new location if you trust it",
+                resp.redirect_target()
+            ),
+        ),
+        s => fail(
+            Kind::Upstream,
+            format!("unexpected HTTP {s} from the TAXII server on {what}"),
+        ),
+    }
+}
+
+/// A TAXII response body must be TAXII 2.1 JSON: a media type naming another version is an
+/// error, and so is an HTML page.
+fn check_media(content_type: &str, url: &str) -> Result<()> {
+    if let Some(v) = http::media_param(content_type, "version")
+        && v != "2.1"
+    {
+        return Err(fail(
+            Kind::Upstream,
+            format!(
+                "{url} answered TAXII/STIX version {}, not 2.1; this input speaks TAXII 2.1 only",
+                log::excerpt(&v, 20)
+            ),
+        ));
+    }
+    if http::is_html(content_type) {
+        return Err(fail(
+            Kind::Upstream,
+            format!(
+                "{url} answered with an HTML page, not TAXII JSON: a proxy login page? Check taxii_url and proxy"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn json_body(body: &[u8], url: &str) -> Result<Value> {
+    let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let (value, replaced) = crate::source::rest::page::parse_lossy(&text).map_err(|e| {
+        fail(
+            Kind::Upstream,
+            format!(
+                "{url} sent a body that is not JSON ({}); nothing was printed and the checkpoint did not move",
+                log::excerpt(&e.to_string(), 200)
+            ),
+        )
+    })?;
+    if replaced {
+        log::warn(&format!(
+            "{url} sent escaped lone UTF-16 surrogates, which are not Unicode; they are printed as U+FFFD"
+        ));
+    }
+    Ok(value)
+}
+
+/// GETs a TAXII document of at most `cap` bytes.
+fn get_json(
+    net: &mut Net,
+    s: &Settings,
+    url: &str,
+    what: &str,
+    cap: u64,
+) -> Result<Got<(Value, http::Headers)>> {
+    let auth = auth(s, net);
+    let resp = match net.get(
+        url,
+        &[("Authorization", &auth), ("Accept", MEDIA_TYPE)],
+        what,
+    )? {
+        Answer::Ok(r) => r,
+        Answer::Spent => return Ok(Got::Spent),
+        Answer::Status(r) if r.status == 429 => {
+            return Ok(Got::RateLimited(http::retry_at(&r, timeutil::now_ms())));
+        }
+        Answer::Status(r) if r.status == 404 => return Ok(Got::Gone),
+        Answer::Status(r) => return Err(status_error(&r, what, url)),
+    };
+    let (body, headers) = http::read_small(net.client, resp, cap, what)?;
+    let ct = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    check_media(ct, url)?;
+    Ok(Got::Ok((json_body(&body, url)?, headers)))
+}
+
+/// The API root a discovery document names (its `default`, else its first), or the URL
+/// itself when it is an API root already.
+fn api_root(first: &Value, url: &str) -> Result<String> {
+    let Some(roots) = first.get("api_roots").and_then(Value::as_array) else {
+        return Ok(format!("{}/", url.trim_end_matches('/')));
+    };
+    let chosen = first
+        .get("default")
+        .and_then(Value::as_str)
+        .or_else(|| roots.first().and_then(Value::as_str))
+        .ok_or_else(|| {
+            fail(
+                Kind::Upstream,
+                format!("the discovery document at {url} lists no API root"),
+            )
+        })?;
+    Ok(format!("{}/", resolve(url, chosen).trim_end_matches('/')))
+}
+
+/// The collection named by id, else by title (case-insensitive): its id and title.
+fn pick_collection(list: &Value, wanted: &str, api_root: &str) -> Result<(String, String)> {
+    let cols = list
+        .get("collections")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let found = cols
+        .iter()
+        .find(|c| c.get("id").and_then(Value::as_str) == Some(wanted))
+        .or_else(|| {
+            cols.iter().find(|c| {
+                c.get("title")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(wanted))
+            })
+        });
+    let Some(col) = found else {
+        let names: Vec<String> = cols
+            .iter()
+            .take(20)
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    log::excerpt(c.get("id").and_then(Value::as_str).unwrap_or("?"), 80),
+                    log::excerpt(c.get("title").and_then(Value::as_str).unwrap_or(""), 80)
+                )
+            })
+            .collect();
+        return Err(fail(
+            Kind::Config,
+            format!(
+                "no TAXII collection with id or title {:?} at {api_root}; available: {}",
+                log::excerpt(wanted, 100),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    };
+    if col.get("can_read").and_then(Value::as_bool) == Some(false) {
+        return Err(fail(
+            Kind::Auth,
+            format!(
+                "the TAXII collection {:?} is not readable with this key (can_read = false)",
+                log::excerpt(wanted, 100)
+            ),
+        ));
+    }
+    let id = col.get("id").and_then(Value::as_str).unwrap_or_default();
+    let title = col.get("title").and_then(Value::as_str).unwrap_or(id);
+    Ok((id.to_string(), title.to_string()))
+}
+
+/// Discovery (or an API root given directly) → the collection's objects URL and title.
+pub fn discover(net: &mut Net, s: &Settings) -> Result<Got<(String, String)>> {
+    let url = s.url.clone();
+    let first = match get_json(net, s, &url, "TAXII discovery", DOC_CAP)? {
+        Got::Ok((v, _)) => v,
+        Got::Gone => {
+            return Err(fail(
+                Kind::Config,
+                format!("{url} answered 404 on TAXII discovery; check taxii_url"),
+            ));
+        }
+        Got::Spent => return Ok(Got::Spent),
+        Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
+    };
+    let api_root = api_root(&first, &url)?;
+    let collections_url = format!("{api_root}collections/");
+    let list = match get_json(net, s, &collections_url, "TAXII collections", DOC_CAP)? {
+        Got::Ok((v, _)) => v,
+        Got::Gone => {
+            return Err(fail(
+                Kind::Config,
+                format!("{collections_url} answered 404 on TAXII collections; check taxii_url"),
+            ));
+        }
+        Got::Spent => return Ok(Got::Spent),
+        Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
+    };
+    let (id, title) = pick_collection(&list, &s.collection, &api_root)?;
+    Ok(Got::Ok((
+        format!("{collections_url}{}/objects/", http::enc(&id)),
+        title,
+    )))
+}
+
+/// One objects request.
+pub fn objects(
+    net: &mut Net,
+    s: &Settings,
+    objects_url: &str,
+    added_after: &str,
+    next: Option<&str>,
+    limit: u32,
+) -> Result<Got<Page>> {
+    let mut url = format!(
+        "{objects_url}?added_after={}&limit={limit}",
+        http::enc(added_after),
+    );
+    if let Some(n) = next {
+        url.push_str(&format!("&next={}", http::enc(n)));
+    }
+    let max = net.client.max_body();
+    let (v, headers) = match get_json(net, s, &url, "TAXII objects", max)? {
+        Got::Ok(x) => x,
+        Got::Spent => return Ok(Got::Spent),
+        Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
+        Got::Gone => return Ok(Got::Gone),
+    };
+    let Value::Object(mut v) = v else {
+        return Err(fail(
+            Kind::Upstream,
+            format!("{objects_url} sent JSON that is not an object"),
+        ));
+    };
+    let bundle = v.get("type").and_then(Value::as_str) == Some("bundle");
+    // Taken out of the body, not copied: a page can hold 1,000 objects.
+    let objects = match v.remove("objects") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(fail(
+                Kind::Upstream,
+                format!("{objects_url} sent \"objects\" that is not a list; nothing was printed"),
+            ));
+        }
+    };
+    let next = v.get("next").and_then(Value::as_str).map(str::to_string);
+    let more = match v.get("more").and_then(Value::as_bool) {
+        Some(m) => m,
+        // A bundle has no "more": a full page means there may be more.
+        None => bundle && !objects.is_empty() && objects.len() as u64 >= u64::from(limit),
+    };
+    let date_added_last = headers
+        .iter()
+        .find(|(k, _)| k == "x-taxii-date-added-last")
+        .map(|(_, v)| v.clone());
+    Ok(Got::Ok(Page {
+        objects,
+        more,
+        next,
+        date_added_last,
+        bundle,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_links_resolve() {
+        assert_eq!(
+            resolve("https://h.example/taxii2/", "/api1/"),
+            "https://h.example/api1/"
+        );
+        assert_eq!(
+            resolve("https://h.example/taxii2/", "https://o.example/r/"),
+            "https://o.example/r/"
+        );
+        assert_eq!(
+            resolve("https://h.example/taxii2/", "api1/"),
+            "https://h.example/taxii2/api1/"
+        );
+    }
+}

@@ -68,7 +68,7 @@ fn line(level: &str, extra: &str, msg: &str) -> String {
         input
     };
     format!(
-        "level={level} input={}{extra} msg=\"{}\"",
+        "{level} level={level} input={}{extra} msg=\"{}\"",
         field(&excerpt(&input, 64)).replace(' ', "_"),
         field(&excerpt(msg, MAX_MSG_BYTES))
     )
@@ -145,6 +145,15 @@ mod tests {
             assert!(!e.contains("sk_t"), "{max}: {e}");
         }
         assert_eq!(field(&excerpt("x \"y\"\nz\u{2028}", 100)), "x 'y' z ");
+    }
+
+    #[test]
+    fn lines_start_with_the_level_word_splunkd_reads() {
+        set_input("ips");
+        let l = line("WARN", "", "a \"b\"\nc");
+        assert_eq!(l, "WARN level=WARN input=ips msg=\"a 'b' c\"");
+        let e = line("ERROR", " error=auth exit=3", "x");
+        assert!(e.starts_with("ERROR level=ERROR input=ips error=auth exit=3 msg="), "{e}");
     }
 
     #[test]

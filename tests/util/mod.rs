@@ -75,10 +75,18 @@ pub fn parse_us(s: &str) -> i64 {
     (t.unix_timestamp_nanos() / 1000) as i64
 }
 
-/// Parses `level=X input=Y msg="..."`; panics on a line that is not of that form.
+/// Parses `LEVEL level=LEVEL input=Y msg="..."`; panics on a line that is not of that form.
+/// The leading level word is what splunkd files the line at (unless a line starts with it,
+/// splunkd logs it as an ERROR), so it must be there and agree with `level=`.
 pub fn parse_kv(line: &str) -> HashMap<String, String> {
     let mut map = HashMap::new();
-    let mut rest = line;
+    let (word, mut rest) = line
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("no level word: {line:?}"));
+    assert!(
+        ["INFO", "WARN", "ERROR"].contains(&word),
+        "the line must start with INFO, WARN or ERROR: {line:?}"
+    );
     while !rest.is_empty() {
         let (k, after) = rest
             .split_once('=')
@@ -101,6 +109,7 @@ pub fn parse_kv(line: &str) -> HashMap<String, String> {
         map.contains_key("level") && map.contains_key("msg"),
         "{line:?}"
     );
+    assert_eq!(map["level"], word, "{line:?}");
     map
 }
 

@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 # ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 
-.PHONY: all build package demo test lint unit package-check splunkd-run knowledge-check taxii-interop appinspect venv bench clean
+.PHONY: all build package demo test lint unit hostile package-check splunkd-run knowledge-check taxii-interop appinspect venv bench clean
 
 all: package
 
@@ -29,7 +29,7 @@ demo: package
 	@python3 tools/demo.py $(BIN)
 	@echo "package: $(SPL)"
 
-test: lint unit package-check splunkd-run knowledge-check taxii-interop appinspect
+test: lint unit hostile package-check splunkd-run knowledge-check taxii-interop appinspect
 	@echo "make test: all checks passed"
 
 lint:
@@ -49,6 +49,11 @@ package-check: package
 	 second=$$(sha256sum $(SPL) | cut -d' ' -f1); \
 	 if [ "$$first" != "$$second" ]; then echo "package is not reproducible: $$first != $$second"; exit 1; fi; \
 	 echo "package reproducible: sha256 $$first"
+
+# Hostile pages of up to max_body_bytes, read by the release binary in bounded memory.
+hostile: build
+	$(CARGO) build --locked --example peak_rss
+	SOCDEFENDERS_BIN=$(abspath $(BIN)) $(CARGO) test --locked --test it -- --ignored --exact hostile_pages_are_read_in_bounded_memory
 
 # Extracts the .spl into a temporary $$SPLUNK_HOME and runs it the way splunkd does.
 splunkd-run: package

@@ -63,13 +63,13 @@ fn main() {
     )
     .unwrap();
     bench(
-        "page::stream + value_len (structure only), 10,000 records",
+        "page::stream, each element skipped (structure only), 10,000 records",
         body.len(),
         || {
             let mut n = 0;
-            page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
+            page::stream(black_box(&body[..]), u64::MAX, None, |inp| {
                 n += 1;
-                Ok(page::value_len(rest, eof).unwrap())
+                Ok(inp.value(None, 0, &mut Default::default())?)
             })
             .unwrap();
             assert!(n >= 10_000);
@@ -91,36 +91,42 @@ fn main() {
         },
     );
     bench(
-        "page::stream + find + fast path, 10,000 records",
+        "page::stream + element + fast path, 10,000 records",
         body.len(),
         || {
             out.clear();
-            page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
-                let Some((found, used)) = record::find(rest, eof, 8192, &mut members).unwrap()
-                else {
-                    return Ok(None);
-                };
-                let record::Element::Plain(raw) = found.element() else {
-                    panic!("plain records")
-                };
-                raw.encode_into(&mut out);
-                out.push(b'\n');
-                black_box(raw.identity());
-                Ok(Some(used))
+            page::stream(black_box(&body[..]), u64::MAX, None, |inp| {
+                record::element(inp, 8192, &mut members, |found| {
+                    let raw = found.raw().expect("plain records");
+                    raw.encode_into(&mut out);
+                    out.push(b'\n');
+                    black_box(raw.identity());
+                    Ok(())
+                })
             })
             .unwrap();
         },
     );
+    // The same page with a line break after each record's first member: every record takes
+    // the general path.
+    let broken = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("\"type\":", "\n\"type\":")
+        .into_bytes();
     bench(
-        "page::parse_element to Value, 10,000 records",
-        body.len(),
+        "page::stream + element, general path, 10,000 records",
+        broken.len(),
         || {
-            page::stream(black_box(&body[..]), u64::MAX, |rest, eof| {
-                let n = page::value_len(rest, eof).unwrap();
-                if let Some(n) = n {
-                    black_box(page::parse_element(&rest[..n]).unwrap());
-                }
-                Ok(n)
+            out.clear();
+            page::stream(black_box(&broken[..]), u64::MAX, None, |inp| {
+                record::element(inp, 8192, &mut members, |found| {
+                    let record::Found::Encoded(e) = found else {
+                        panic!("general path")
+                    };
+                    out.extend_from_slice(&e.line);
+                    out.push(b'\n');
+                    Ok(())
+                })
             })
             .unwrap();
         },

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod key;
 pub mod log;
 pub mod output;

@@ -153,7 +153,10 @@ mod tests {
         let l = line("WARN", "", "a \"b\"\nc");
         assert_eq!(l, "WARN level=WARN input=ips msg=\"a 'b' c\"");
         let e = line("ERROR", " error=auth exit=3", "x");
-        assert!(e.starts_with("ERROR level=ERROR input=ips error=auth exit=3 msg="), "{e}");
+        assert!(
+            e.starts_with("ERROR level=ERROR input=ips error=auth exit=3 msg="),
+            "{e}"
+        );
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub trait Source {
         printed: &Printed,
     ) -> Step<Self::Cursor>;
     /// The end of a run: `behind` when it stopped with pages still waiting.
-    fn end_run(&self, _cursor: &mut Self::Cursor, _behind: bool) {}
+    fn end_run(&mut self, _cursor: &mut Self::Cursor, _behind: bool) {}
     /// `check`: one request that shows the settings and the key work; lines to print.
     fn check(&mut self, net: &mut Net, since_ms: i64) -> Result<Vec<String>>;
 }

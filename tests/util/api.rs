@@ -239,6 +239,8 @@ pub enum Fault {
     Records(Vec<Value>),
     /// A page of exactly this text (for JSON that serde_json does not write).
     Body(String),
+    /// A 200 with exactly these headers and body bytes.
+    Answer(Vec<(String, String)>, Vec<u8>),
 }
 
 /// A change applied to the feed before each request is answered.
@@ -427,6 +429,7 @@ impl Feed {
                 Fault::Body(text) => {
                     return Reply::Http { status: 200, headers: vec![("Content-Type".into(), "application/json".into())], body: text.into_bytes() };
                 }
+                Fault::Answer(headers, body) => return Reply::Http { status: 200, headers, body },
             }
         }
         self.page(req, base)

@@ -22,6 +22,8 @@ pub struct Out {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The run's peak resident memory, KiB, when it ran under [`run_measured`].
+    pub max_rss_kib: u64,
 }
 
 impl Out {
@@ -207,8 +209,7 @@ pub fn run_bin(bin: &Path, args: &[&str], env: &Env) -> Out {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    let status = child.wait().unwrap();
-    let code = status.code().unwrap_or(-1);
+    let code = child.wait().unwrap().code().unwrap_or(-1);
     for text in [&stdout, &stderr] {
         assert!(!text.contains(KEY), "the API key leaked:\n{text}");
     }
@@ -216,5 +217,37 @@ pub fn run_bin(bin: &Path, args: &[&str], env: &Env) -> Out {
         code,
         stdout,
         stderr,
+        max_rss_kib: 0,
     }
+}
+
+/// [`run_bin`] through the `peak_rss` example (a small launcher: see its header for why),
+/// with the run's own peak RSS in `max_rss_kib`.
+pub fn run_measured(bin: &Path, args: &[&str], env: &Env) -> Out {
+    let launcher = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/peak_rss");
+    assert!(
+        launcher.exists(),
+        "{} is built by cargo test",
+        launcher.display()
+    );
+    let report = env.dir.path().join("peak_rss.txt");
+    let mut full = vec![report.to_str().unwrap(), bin.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut out = run_bin(&launcher, &full, env);
+    let text = std::fs::read_to_string(&report).unwrap();
+    let field = |k: &str| {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    out.code = field("exit=").parse().unwrap();
+    out.max_rss_kib = field("peak_rss_kib=").parse().unwrap();
+    out
 }

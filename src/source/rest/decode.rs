@@ -1,19 +1,20 @@
 //! A REST page's elements, found on a thread of their own when the body is large.
 //!
 //! Finding the elements is most of a large page's work: receiving the body, checking it is
-//! UTF-8, and the scan that validates each record and locates its members (see
-//! [`record::find`]). What is done with each element (de-duplication, encoding, the spill
-//! file) must stay with the caller, in page order. So for a large body a "decode" thread runs
-//! [`page::stream`] and hands over batches of found elements (their text, back to back, and
-//! where each record's members are), at most two batches ahead, while the caller handles the
-//! previous batch. Small bodies are decoded on the caller's thread: starting a thread would
+//! UTF-8, and the scan that validates each record and locates its members, or the general
+//! path that streams an unusual record into its line (see [`record::element`]). What is done
+//! with each element (de-duplication, the spill file) must stay with the caller, in page
+//! order. So for a large body a "decode" thread runs [`page::stream`] and hands over batches
+//! of found elements (fast-path records' text back to back with where their members are, the
+//! general path's lines, skipped elements), at most two batches ahead, while the caller
+//! handles the previous batch. Small bodies are decoded on the caller's thread: starting a thread would
 //! cost more than it saves. Errors arrive after every element found before them, in order.
 
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::page::{self, Summary};
-use super::record::{self, Found};
+use super::record::{self, Encoded, Found, Skip};
 use super::scan::{Member, Members};
 
 /// Bodies at least this long (or of unknown length) are decoded on a thread.
@@ -21,9 +22,8 @@ const THREAD_FROM: u64 = 256 * 1024;
 /// Text per batch: large enough that handing a batch over is rare, small enough to keep
 /// memory flat.
 const BATCH: usize = 32 * 1024;
-/// The decode thread's stack: `page::stream` parses `meta` and `links` with serde_json,
-/// which recurses up to its depth limit of 128.
-const STACK: usize = 512 * 1024;
+/// The decode thread's stack: the readers recurse nowhere, so a small one is plenty.
+const STACK: usize = 256 * 1024;
 
 /// Decodes the page in `body` (at most `limit` bytes; `length` as announced, if it was),
 /// calling `each` with every element of `data` in order; on a thread when the body is large.
@@ -35,19 +35,14 @@ pub fn elements<R: Read + Send + 'static>(
     max_field_bytes: usize,
     mut each: impl FnMut(Found<'_>) -> anyhow::Result<()>,
 ) -> Result<Summary, page::Error> {
+    let hint = length.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     if length.is_some_and(|n| n < THREAD_FROM) {
         let mut members = Members::default();
-        return page::stream(body, limit, |rest, eof| {
-            Ok(match find(rest, eof, max_field_bytes, &mut members)? {
-                Some((found, used)) => {
-                    each(found)?;
-                    Some(used)
-                }
-                None => None,
-            })
+        return page::stream(body, limit, hint, |inp| {
+            record::element(inp, max_field_bytes, &mut members, &mut each)
         });
     }
-    let (batches, spent) = start(body, limit, max_field_bytes)?;
+    let (batches, spent) = start(body, limit, hint, max_field_bytes)?;
     loop {
         match batches.recv() {
             Ok(Msg::Batch(mut batch)) => {
@@ -65,16 +60,6 @@ pub fn elements<R: Read + Send + 'static>(
     }
 }
 
-/// [`record::find`], an element that is not JSON failing the page.
-fn find<'a>(
-    rest: &'a str,
-    eof: bool,
-    max_field_bytes: usize,
-    members: &'a mut Members,
-) -> anyhow::Result<Option<(Found<'a>, usize)>> {
-    record::find(rest, eof, max_field_bytes, members).map_err(|e| e.into_failure(0))
-}
-
 enum Msg {
     Batch(Batch),
     /// The end of the page, after its last batch.
@@ -88,13 +73,21 @@ struct Batch {
     items: Vec<Item>,
     /// The members of the batch's records, one record after another.
     members: Vec<Member>,
+    /// Bytes of the general path's lines in `items`.
+    encoded: usize,
 }
 
 struct Item {
-    /// Where the element's text ends in `text`.
+    /// Where the element's text ends in `text` (fast-path records only have text).
     end: usize,
-    /// A record: how many members it has in `members`, and whether it is printable.
-    record: Option<(usize, bool)>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A fast-path record: how many members it has in `members`, and whether it is printable.
+    Record(usize, bool),
+    Encoded(Encoded),
+    Skipped(String, Skip),
 }
 
 impl Batch {
@@ -104,11 +97,12 @@ impl Batch {
             text: String::with_capacity(BATCH + BATCH / 4),
             items: Vec::with_capacity(BATCH / 256),
             members: Vec::with_capacity(BATCH / 32),
+            encoded: 0,
         }
     }
 
     fn push(&mut self, found: Found<'_>) {
-        let record = match found {
+        let kind = match found {
             Found::Record {
                 text,
                 members,
@@ -116,26 +110,33 @@ impl Batch {
             } => {
                 self.text.push_str(text);
                 self.members.extend_from_slice(members);
-                Some((members.len(), printable))
+                Kind::Record(members.len(), printable)
             }
-            Found::Other(text) => {
-                self.text.push_str(text);
-                None
+            Found::Encoded(e) => {
+                self.encoded += e.line.len();
+                Kind::Encoded(e)
             }
+            Found::Skipped { id, why } => Kind::Skipped(id, why),
         };
         self.items.push(Item {
             end: self.text.len(),
-            record,
+            kind,
         });
     }
 
-    fn each(&self, f: &mut impl FnMut(Found<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    /// Bytes the batch holds, each item counted too (a page of a million bare `1`s has no
+    /// text, but each item still costs memory until the batch is handed over).
+    fn size(&self) -> usize {
+        self.text.len() + self.encoded + self.items.len() * 64
+    }
+
+    fn each(&mut self, f: &mut impl FnMut(Found<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let (mut start, mut m) = (0, 0);
-        for item in &self.items {
+        for item in self.items.drain(..) {
             let text = &self.text[start..item.end];
             start = item.end;
-            f(match item.record {
-                Some((count, printable)) => {
+            f(match item.kind {
+                Kind::Record(count, printable) => {
                     m += count;
                     Found::Record {
                         text,
@@ -143,7 +144,8 @@ impl Batch {
                         printable,
                     }
                 }
-                None => Found::Other(text),
+                Kind::Encoded(e) => Found::Encoded(e),
+                Kind::Skipped(id, why) => Found::Skipped { id, why },
             })?;
         }
         Ok(())
@@ -153,6 +155,7 @@ impl Batch {
         self.text.clear();
         self.items.clear();
         self.members.clear();
+        self.encoded = 0;
     }
 }
 
@@ -161,6 +164,7 @@ impl Batch {
 fn start<R: Read + Send + 'static>(
     body: R,
     limit: u64,
+    hint: Option<usize>,
     max_field_bytes: usize,
 ) -> Result<(Receiver<Msg>, SyncSender<Batch>), page::Error> {
     let (tx, batches) = sync_channel::<Msg>(1);
@@ -171,18 +175,18 @@ fn start<R: Read + Send + 'static>(
         .spawn(move || {
             let mut members = Members::default();
             let mut batch = Batch::new();
-            let result = page::stream(body, limit, |rest, eof| {
-                let Some((found, used)) = find(rest, eof, max_field_bytes, &mut members)? else {
-                    return Ok(None);
-                };
-                batch.push(found);
-                if batch.text.len() >= BATCH {
+            let result = page::stream(body, limit, hint, |inp| {
+                record::element(inp, max_field_bytes, &mut members, |found| {
+                    batch.push(found);
+                    Ok(())
+                })?;
+                if batch.size() >= BATCH {
                     tx.send(Msg::Batch(std::mem::take(&mut batch)))
                         // The caller stopped (its handling of an element failed).
                         .map_err(|_| anyhow::anyhow!("the page was abandoned"))?;
                     batch = spent_rx.try_recv().unwrap_or_else(|_| Batch::new());
                 }
-                Ok(Some(used))
+                Ok(())
             });
             if !batch.items.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
                 return;
@@ -256,7 +260,8 @@ mod tests {
                     assert!(!members.is_empty());
                     (text.to_string(), printable)
                 }
-                Found::Other(text) => (text.to_string(), false),
+                Found::Encoded(e) => (String::from_utf8(e.line).unwrap(), false),
+                Found::Skipped { id, why } => (format!("skipped {id}: {why}"), false),
             });
             Ok(())
         });

@@ -17,22 +17,22 @@ pub mod wire;
 use std::borrow::Cow;
 
 use anyhow::Result;
-use serde_json::Value;
 
 use crate::http::Net;
 use crate::output::PageOut;
-use crate::output::event::encode_into;
 use crate::source::{Fetched, Printed, Source, Step};
 use crate::state::memory::version_hash;
 use crate::{log, timeutil};
 use cursor::{Cursor, Order, PageFacts};
-use record::Element;
+use record::Found;
 pub use settings::{SETTINGS, Settings};
 
 pub struct Rest {
     s: Settings,
     max_field_bytes: usize,
     max_pages: u32,
+    /// Records of this run with a last_seen in the future.
+    future: usize,
 }
 
 /// What a fetched page told the walk.
@@ -42,6 +42,7 @@ pub struct Fetch {
     invalid: usize,
     /// The server sent more records than `limit`; only the newest were remembered.
     oversized: bool,
+    future: usize,
     at_offset: u64,
 }
 
@@ -51,6 +52,7 @@ impl Rest {
             s,
             max_field_bytes,
             max_pages,
+            future: 0,
         }
     }
 
@@ -65,10 +67,90 @@ impl Rest {
     }
 }
 
-/// A record to print: its own bytes (the fast path) or its parsed form.
-enum Body<'a> {
-    Raw(record::Raw<'a>),
-    Parsed(&'a serde_json::Map<String, Value>),
+/// A page being read: what its records tell the cursor, and what was skipped.
+#[derive(Default)]
+struct PageState {
+    facts: PageFacts,
+    index: u64,
+    invalid: usize,
+    /// Records whose last_seen is in the future: printed, but they do not move the cursor.
+    future: usize,
+    /// Versions this page may keep in memory before only its newest second is kept.
+    bound: usize,
+    oversized: bool,
+}
+
+impl PageState {
+    /// One element of the page: printed unless it was printed before or is not a record.
+    fn take(&mut self, found: Found<'_>, out: &mut PageOut, offset: u64, now: i64) -> Result<()> {
+        self.index += 1;
+        let at = self.index - 1;
+        let (identity, seen, encoded, raw) = match found {
+            Found::Skipped { id, why } => {
+                self.invalid += 1;
+                log::note("skipped record", || {
+                    format!(
+                        "skipped record {at} of the page at offset {offset} (id {}): it {why}",
+                        log::excerpt(&id, 80)
+                    )
+                });
+                return Ok(());
+            }
+            Found::Encoded(e) => {
+                if e.surrogates {
+                    log::note("lone surrogate", || {
+                        format!(
+                            "record {at} of the page at offset {offset} holds an escaped lone UTF-16 surrogate, which is not Unicode; it is printed as U+FFFD"
+                        )
+                    });
+                }
+                (
+                    Cow::Owned(e.identity),
+                    Cow::Owned(e.last_seen),
+                    Some(e.line),
+                    None,
+                )
+            }
+            record => {
+                let raw = record
+                    .raw()
+                    .expect("record::element hands over only printable records");
+                (
+                    raw.identity(),
+                    raw.str("last_seen").unwrap_or_default(),
+                    None,
+                    Some(raw),
+                )
+            }
+        };
+        let ts = timeutil::parse_ms(&seen);
+        // A last_seen in the future is printed (and remembered as it is), but the cursor
+        // never moves past now because of it.
+        let future = ts.is_some_and(|t| t > now + timeutil::FUTURE_SKEW_MS);
+        if future {
+            self.future += 1;
+        }
+        self.facts.saw(ts.map(|t| t.min(now)));
+        let hash = version_hash(&identity, &seen);
+        out.offer(hash, ts.unwrap_or(now), |buf| {
+            match (&raw, &encoded) {
+                (Some(raw), _) => raw.encode_into(buf),
+                (None, Some(line)) => buf.extend_from_slice(line),
+                (None, None) => unreachable!("a record is raw or encoded"),
+            }
+            buf.push(b'\n');
+        })?;
+        // A page holds at most `limit` records by contract. Past that, keep only the
+        // versions that can outlive the page whatever comes next (those within a second of
+        // its newest last_seen), so memory depends on `limit`, not on the page.
+        if out.fresh.len() > self.bound {
+            let floor = self.facts.top.unwrap_or(i64::MIN).saturating_sub(1000);
+            let kept = out.keep_fresh_from(floor);
+            self.oversized = true;
+            self.bound = self.bound.max(kept * 2);
+        }
+        Ok(())
+    }
 }
 
 impl Source for Rest {
@@ -118,88 +200,23 @@ impl Source for Rest {
     fn fetch(&mut self, net: &mut Net, cur: &Cursor, out: &mut PageOut) -> Result<Fetched<Fetch>> {
         let limit = self.s.limit;
         let now = timeutil::now_ms();
-        let max_field_bytes = self.max_field_bytes;
-        let mut bound = (limit as usize).max(1024);
-        let mut oversized = false;
-        let mut facts = PageFacts {
-            limit,
-            ..PageFacts::default()
+        let mut page = PageState {
+            bound: (limit as usize).max(1024),
+            facts: PageFacts {
+                limit,
+                ..PageFacts::default()
+            },
+            ..PageState::default()
         };
-        let (mut index, mut invalid) = (0u64, 0usize);
-        let each = |found: record::Found<'_>| -> Result<()> {
-            let element = found.element();
-            index += 1;
-            // The usual record is printed from its bytes; anything unusual is parsed.
-            let parsed;
-            let (identity, seen_raw, body) = match element {
-                Element::Plain(raw) => (
-                    raw.identity(),
-                    raw.str("last_seen").unwrap_or_default(),
-                    Body::Raw(raw),
-                ),
-                Element::Other(text) => {
-                    let replaced;
-                    (parsed, replaced) = page::parse_lossy(text).map_err(|e| e.into_failure(0))?;
-                    if replaced {
-                        log::warn(&format!(
-                            "record {} of the page at offset {} holds an escaped lone UTF-16 surrogate, which is not Unicode; it is printed as U+FFFD",
-                            index - 1,
-                            cur.offset
-                        ));
-                    }
-                    let obj = match record::validate(&parsed) {
-                        Ok(o) => o,
-                        Err(why) => {
-                            invalid += 1;
-                            let id = parsed
-                                .get("id")
-                                .map(|v| v.to_string())
-                                .unwrap_or_else(|| "none".into());
-                            log::warn(&format!(
-                                "skipped record {} of the page at offset {} (id {}): it {why}",
-                                index - 1,
-                                cur.offset,
-                                id.chars().take(80).collect::<String>()
-                            ));
-                            return Ok(());
-                        }
-                    };
-                    let seen = obj.get("last_seen").and_then(Value::as_str).unwrap_or("");
-                    (
-                        Cow::Owned(record::identity(obj)),
-                        Cow::Borrowed(seen),
-                        Body::Parsed(obj),
-                    )
-                }
-            };
-            let ts = timeutil::parse_ms(&seen_raw);
-            facts.saw(ts);
-            let hash = version_hash(&identity, &seen_raw);
-            out.offer(hash, ts.unwrap_or(now), |buf| {
-                match body {
-                    Body::Raw(raw) => raw.encode_into(buf),
-                    Body::Parsed(obj) => encode_into(obj, max_field_bytes, buf),
-                }
-                buf.push(b'\n');
-            })?;
-            // A page holds at most `limit` records by contract. Past that, keep only the
-            // versions that can outlive the page whatever comes next (those within a second
-            // of its newest last_seen), so memory depends on `limit`, not on the page.
-            if out.fresh.len() > bound {
-                let floor = facts.top.unwrap_or(i64::MIN).saturating_sub(1000);
-                let kept = out.keep_fresh_from(floor);
-                oversized = true;
-                bound = bound.max(kept * 2);
-            }
-            Ok(())
-        };
-        let fetched = wire::fetch(net, &self.s, cur, limit, max_field_bytes, each)?;
+        let each = |found: Found<'_>| page.take(found, out, cur.offset, now);
+        let fetched = wire::fetch(net, &self.s, cur, limit, self.max_field_bytes, each)?;
         Ok(match fetched {
-            Fetched::Page(page) => Fetched::Page(Fetch {
-                page,
-                facts,
-                invalid,
-                oversized,
+            Fetched::Page(p) => Fetched::Page(Fetch {
+                page: p,
+                facts: page.facts,
+                invalid: page.invalid,
+                oversized: page.oversized,
+                future: page.future,
                 at_offset: cur.offset,
             }),
             Fetched::RateLimited { until_ms, detail } => Fetched::RateLimited { until_ms, detail },
@@ -213,8 +230,10 @@ impl Source for Rest {
             mut facts,
             invalid,
             oversized,
+            future,
             at_offset,
         } = f;
+        self.future += future;
         if page.replaced_utf8 {
             log::warn(
                 "the page held invalid UTF-8 (or escaped lone surrogates outside its records); it was ingested with U+FFFD replacement characters",
@@ -257,6 +276,16 @@ impl Source for Rest {
             more: page.has_more,
             crossing: false,
             summary,
+        }
+    }
+
+    fn end_run(&mut self, _cursor: &mut Cursor, _behind: bool) {
+        if self.future > 0 {
+            log::warn(&format!(
+                "{} records in this run had a last_seen more than {} minutes ahead of this host's clock; they were printed, but the checkpoint does not move past now because of them. If this repeats, check the feed (or this host's clock)",
+                self.future,
+                timeutil::FUTURE_SKEW_MS / 60_000
+            ));
         }
     }
 

@@ -1,44 +1,34 @@
-//! Streaming decode of a REST page: `{"data": [ ... ], "meta": {...}, "links": {...}}`.
+//! A REST page, streamed: `{"data": [ ... ], "meta": {...}, "links": {...}}` in any order.
 //!
-//! The body is read in chunks. Each element of `data` is handed to a sink as the unread rest
-//! of the buffer; the sink finds where the element ends (the record scan does it while
-//! validating, see `crate::scan`) and says how many bytes it took, or that the element is not
-//! complete yet, and then more is read. Top-level keys, `meta` and `links` are delimited by a
-//! small byte scanner. Memory is one read buffer plus the largest element, whatever the page size:
-//! consumed bytes are dropped before each read.
+//! The body is read through a [`json::Input`]. Each element of `data` is handed to the
+//! caller at its first byte, and the caller consumes exactly that element (the fast path
+//! scans it in the buffer, anything else is streamed; see `record`). Of `meta`, only
+//! `total` (a plain unsigned integer) and `generated_at` are kept; of `links`, whether `next`
+//! names a page; anything else there, and any other key, is read only to check it is JSON,
+//! so no content of `meta` or `links` can fail a page or take memory. The page fails only
+//! when the body is not JSON, is cut short, or has no `data` list.
 //!
-//! The sink decides what to do with a record; the caller keeps the page's output aside until
-//! [`stream`] returns `Ok`, so a body that turns out malformed halfway prints nothing.
-//! The body is checked as UTF-8 once, chunk by chunk as it is read (the sink gets text);
-//! invalid UTF-8, and in `meta`, `links` and keys escaped lone surrogates, are read as U+FFFD
-//! (and reported), so one bad byte cannot block the feed forever.
+//! The caller keeps the page's output aside until [`stream`] returns `Ok`, so a body that
+//! turns out malformed halfway prints nothing.
 
 use std::io::Read;
 
-use serde_json::Value;
-
-const CHUNK: usize = 32 * 1024;
+use crate::json::{self, Bounded, Flags, Input};
+pub use json::Error;
 
 /// What the page said besides its records.
 #[derive(Debug, Default, PartialEq)]
 pub struct Summary {
+    /// Elements of `data`, records or not: they all take a position.
     pub count: u64,
-    pub meta: Option<Value>,
-    pub links: Option<Value>,
+    /// `meta.total`, when it is a plain unsigned integer.
+    pub total: Option<u64>,
+    /// `links.next`: `Some(true)` when it names a page, `Some(false)` when present but not.
+    pub next: Option<bool>,
+    /// `meta.generated_at`, up to 64 bytes.
+    pub generated_at: Option<String>,
+    /// Invalid UTF-8, or outside records an escaped lone surrogate, was read as U+FFFD.
     pub replaced_utf8: bool,
-}
-
-#[derive(Debug)]
-pub enum Error {
-    /// The body ended before the JSON did.
-    Truncated,
-    /// Not the documented shape, or not JSON at all.
-    Malformed(String),
-    /// More than the configured number of bytes.
-    TooLarge,
-    Io(std::io::Error),
-    /// The sink refused a record (for example stdout or the spill file failed).
-    Sink(anyhow::Error),
 }
 
 impl Error {
@@ -65,370 +55,35 @@ impl Error {
     }
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Truncated => f.write_str("the JSON ends early"),
-            Error::Malformed(m) => f.write_str(m),
-            Error::TooLarge => f.write_str("larger than the size limit"),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::Sink(e) => write!(f, "{e:#}"),
-        }
-    }
-}
-
-struct Input<R> {
-    r: R,
-    /// The body read and not yet consumed, as text: each byte is checked as UTF-8 once, as it
-    /// is read, so the decoder borrows strings from it without checking them again.
-    buf: String,
-    /// Next unread byte in `buf`.
-    pos: usize,
-    /// The last read's bytes (zeroed once); `raw[..carry]` is a UTF-8 sequence cut by the
-    /// end of the previous read, completed by the next one.
-    raw: Vec<u8>,
-    carry: usize,
-    /// Invalid UTF-8 (or, outside `data`, an escaped lone surrogate) was read as U+FFFD.
-    replaced: bool,
-    eof: bool,
-    total: u64,
-    limit: u64,
-}
-
-impl<R: Read> Input<R> {
-    /// Reads one more chunk; false at end of body.
-    fn fill(&mut self) -> Result<bool, Error> {
-        if self.eof {
-            return Ok(false);
-        }
-        // Drop what was consumed (the unread tail is at most one partial element). `pos` only
-        // ever stops after an ASCII byte, so it is a character boundary.
-        self.buf.drain(..self.pos);
-        self.pos = 0;
-        if self.raw.len() < CHUNK {
-            self.raw.resize(CHUNK, 0);
-        }
-        let n = loop {
-            match self.r.read(&mut self.raw[self.carry..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::Truncated
-                    } else {
-                        Error::Io(e)
-                    });
-                }
-            }
-        };
-        self.total += n as u64;
-        if self.total > self.limit {
-            return Err(Error::TooLarge);
-        }
-        if n == 0 {
-            self.eof = true;
-            if self.carry > 0 {
-                // The body ended inside a character.
-                self.buf.push(char::REPLACEMENT_CHARACTER);
-                self.replaced = true;
-                self.carry = 0;
-            }
-            return Ok(false);
-        }
-        let end = self.carry + n;
-        let mut at = 0;
-        self.carry = loop {
-            match std::str::from_utf8(&self.raw[at..end]) {
-                Ok(text) => {
-                    self.buf.push_str(text);
-                    break 0;
-                }
-                Err(e) => {
-                    let good = at + e.valid_up_to();
-                    self.buf
-                        .push_str(std::str::from_utf8(&self.raw[at..good]).unwrap_or_default());
-                    match e.error_len() {
-                        Some(bad) => {
-                            self.buf.push(char::REPLACEMENT_CHARACTER);
-                            self.replaced = true;
-                            at = good + bad;
-                        }
-                        // A character cut by the end of this read: keep its bytes for the next.
-                        None => {
-                            self.raw.copy_within(good..end, 0);
-                            break end - good;
-                        }
-                    }
-                }
-            }
-        };
-        Ok(true)
-    }
-
-    fn unread(&self) -> &str {
-        &self.buf[self.pos..]
-    }
-
-    /// The next non-whitespace byte, not consumed; `None` at end of body.
-    fn peek(&mut self) -> Result<Option<u8>, Error> {
-        loop {
-            while let Some(&b) = self.buf.as_bytes().get(self.pos) {
-                if b.is_ascii_whitespace() {
-                    self.pos += 1;
-                } else {
-                    return Ok(Some(b));
-                }
-            }
-            if !self.fill()? {
-                return Ok(None);
-            }
-        }
-    }
-
-    fn expect(&mut self, want: u8, what: &str) -> Result<(), Error> {
-        match self.peek()? {
-            Some(b) if b == want => {
-                self.pos += 1;
-                Ok(())
-            }
-            Some(b) => Err(Error::Malformed(format!(
-                "expected {what}, found {:?}",
-                b as char
-            ))),
-            None => Err(Error::Truncated),
-        }
-    }
-
-    /// The end offset in `buf` of the JSON value starting at the next non-whitespace byte
-    /// (left unconsumed), reading more as needed.
-    fn scan_value(&mut self) -> Result<usize, Error> {
-        if self.peek()?.is_none() {
-            return Err(Error::Truncated);
-        }
-        loop {
-            if let Some(n) = value_len(self.unread(), self.eof)? {
-                return Ok(self.pos + n);
-            }
-            if !self.fill()? && value_len(self.unread(), true)?.is_none() {
-                return Err(Error::Truncated);
-            }
-        }
-    }
-
-    /// Parses the value at `pos..end` and consumes it.
-    fn take(&mut self, end: usize) -> Result<Value, Error> {
-        let (v, replaced) = parse_lossy(&self.buf[self.pos..end])?;
-        self.replaced |= replaced;
-        self.pos = end;
-        Ok(v)
-    }
-}
-
-/// The length in bytes of the JSON value at the start of `text` (no leading whitespace), by
-/// structure alone; `None` when `text` ends first. At the end of the body (`eof`) a number or
-/// literal ends with the text.
-pub fn value_len(text: &str, eof: bool) -> Result<Option<usize>, Error> {
-    let buf = text.as_bytes();
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
-    if !matches!(first, b'{' | b'[' | b'"') {
-        return Ok(buf
-            .iter()
-            .position(|&b| matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
-            .or(eof.then_some(buf.len())));
-    }
-    let mut depth = 0u32;
-    let mut in_str = false;
-    let mut i = 0;
-    while i < buf.len() {
-        let b = buf[i];
-        if in_str {
-            match b {
-                b'\\' => i += 1,
-                b'"' => {
-                    in_str = false;
-                    if depth == 0 {
-                        return Ok(Some(i + 1));
-                    }
-                }
-                // Most bytes are inside strings: jump to the next one that matters.
-                _ => match memchr::memchr2(b'"', b'\\', &buf[i + 1..]) {
-                    Some(n) => i += n,
-                    None => return Ok(None),
-                },
-            }
-        } else {
-            match b {
-                b'"' => in_str = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth = depth
-                        .checked_sub(1)
-                        .ok_or_else(|| Error::Malformed("unbalanced brackets".into()))?;
-                    if depth == 0 {
-                        return Ok(Some(i + 1));
-                    }
-                }
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    Ok(None)
-}
-
-/// Parses one value.
-pub fn parse_element(text: &str) -> Result<Value, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Malformed(e.to_string()))
-}
-
-/// Parses one value, reading an escaped lone UTF-16 surrogate (`"\ud800"`: valid JSON, but not
-/// Unicode, so serde_json refuses the whole value) as U+FFFD; says whether it did. Without
-/// this, one such string would fail its page on every run and stop the feed there.
-pub fn parse_lossy(text: &str) -> Result<(Value, bool), Error> {
-    match parse_element(text) {
-        Ok(v) => Ok((v, false)),
-        Err(e) => match replace_lone_surrogates(text) {
-            Some(fixed) => Ok((parse_element(&fixed)?, true)),
-            None => Err(e),
-        },
-    }
-}
-
-/// `text` with each escaped lone surrogate in its strings replaced by `\ufffd`; `None` when
-/// it has none.
-fn replace_lone_surrogates(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let unit = |at: usize| {
-        let hex = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
-        u16::from_str_radix(hex, 16).ok()
-    };
-    let (mut out, mut copied) = (String::new(), 0);
-    let (mut i, mut in_string) = (0, false);
-    while i < b.len() {
-        match b[i] {
-            b'"' => in_string = !in_string,
-            b'\\' if in_string && b.get(i + 1) == Some(&b'u') => {
-                let paired = matches!(unit(i + 2), Some(0xD800..=0xDBFF))
-                    && b.get(i + 6..i + 8) == Some(b"\\u")
-                    && matches!(unit(i + 8), Some(0xDC00..=0xDFFF));
-                if paired {
-                    i += 12;
-                    continue;
-                }
-                if matches!(unit(i + 2), Some(0xD800..=0xDFFF)) {
-                    out.push_str(&text[copied..i]);
-                    out.push_str("\\ufffd");
-                    copied = i + 6;
-                }
-                i += 6;
-                continue;
-            }
-            // Any other escape: skip the escaped character, which may be a quote.
-            b'\\' if in_string => i += 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    (copied > 0).then(|| out + &text[copied..])
-}
-
-/// Reads a page from `r` (at most `limit` bytes). For each element of `data`, `sink` gets the
-/// unread text starting at it and whether the body has ended, and returns how many bytes the
-/// element took, or `None` when they do not hold all of it yet (it is then called again with
-/// more). It must have no effect until it returns `Some`.
+/// Reads a page from `r` (at most `limit` bytes; `hint`, its announced length, sizes the
+/// first read). `element` is called at the first byte of each element of `data` and must
+/// consume exactly that element.
 pub fn stream<R: Read>(
     r: R,
     limit: u64,
-    mut sink: impl FnMut(&str, bool) -> anyhow::Result<Option<usize>>,
+    hint: Option<usize>,
+    mut element: impl FnMut(&mut Input<R>) -> anyhow::Result<()>,
 ) -> Result<Summary, Error> {
-    let mut inp = Input {
-        r,
-        buf: String::new(),
-        pos: 0,
-        raw: Vec::new(),
-        carry: 0,
-        replaced: false,
-        eof: false,
-        total: 0,
-        limit,
-    };
+    let mut inp = Input::new(r, limit, hint);
     let mut sum = Summary::default();
     let mut saw_data = false;
-    match inp.peek()? {
-        Some(b'{') => inp.pos += 1,
-        Some(_) => return Err(Error::Malformed("the body is not a JSON object".into())),
-        None => return Err(Error::Truncated),
-    }
+    let mut flags = Flags::default();
+    let mut key = String::new();
+    inp.expect(b'{', "a JSON object")?;
     if inp.peek()? == Some(b'}') {
         inp.pos += 1;
     } else {
         loop {
-            let end = match inp.peek()? {
-                Some(b'"') => inp.scan_value()?,
-                Some(_) => return Err(Error::Malformed("expected a key".into())),
-                None => return Err(Error::Truncated),
-            };
-            let key = match inp.take(end)? {
-                Value::String(k) => k,
-                _ => unreachable!("a scanned string parses as a string"),
-            };
-            inp.expect(b':', "':'")?;
-            if key == "data" {
-                if inp.peek()? != Some(b'[') {
-                    return Err(Error::Malformed("\"data\" is not a list".into()));
+            let k = inp.key(&mut key)?;
+            flags.surrogates |= k.surrogates;
+            match key.as_str() {
+                "data" => {
+                    data(&mut inp, &mut sum, &mut element)?;
+                    saw_data = true;
                 }
-                inp.pos += 1;
-                saw_data = true;
-                if inp.peek()? == Some(b']') {
-                    inp.pos += 1;
-                } else {
-                    loop {
-                        if inp.peek()?.is_none() {
-                            return Err(Error::Truncated);
-                        }
-                        loop {
-                            match sink(inp.unread(), inp.eof).map_err(Error::Sink)? {
-                                Some(n) => {
-                                    inp.pos += n;
-                                    break;
-                                }
-                                None if inp.eof => return Err(Error::Truncated),
-                                // Read as much again as is unread before asking again: an
-                                // element spanning many reads (a 60 MB string) is then
-                                // rescanned a few dozen times, not once per 32 KiB read.
-                                None => {
-                                    let want = inp.unread().len() * 2;
-                                    while inp.fill()? && inp.unread().len() < want {}
-                                }
-                            }
-                        }
-                        sum.count += 1;
-                        match inp.peek()? {
-                            Some(b',') => inp.pos += 1,
-                            Some(b']') => {
-                                inp.pos += 1;
-                                break;
-                            }
-                            Some(b) => {
-                                return Err(Error::Malformed(format!(
-                                    "expected ',' or ']' in data, found {:?}",
-                                    b as char
-                                )));
-                            }
-                            None => return Err(Error::Truncated),
-                        }
-                    }
-                }
-            } else {
-                let end = inp.scan_value()?;
-                let v = inp.take(end)?;
-                match key.as_str() {
-                    "meta" => sum.meta = Some(v),
-                    "links" => sum.links = Some(v),
-                    _ => {}
-                }
+                "meta" => meta(&mut inp, &mut sum, &mut flags)?,
+                "links" => links(&mut inp, &mut sum, &mut flags)?,
+                _ => inp.value(None, 0, &mut flags)?,
             }
             match inp.peek()? {
                 Some(b',') => inp.pos += 1,
@@ -455,107 +110,183 @@ pub fn stream<R: Read>(
     if !saw_data {
         return Err(Error::Malformed("there is no \"data\" list".into()));
     }
-    sum.replaced_utf8 = inp.replaced;
+    sum.replaced_utf8 = inp.replaced || flags.surrogates;
     Ok(sum)
 }
 
-/// A reader that hands out at most `n` bytes per read, to cross every chunk boundary.
-#[cfg(test)]
-pub(crate) struct Trickle<'a>(pub &'a [u8], pub usize);
-
-#[cfg(test)]
-impl Read for Trickle<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.1.min(self.0.len()).min(out.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
+/// The `data` list: each element to `element`.
+fn data<R: Read>(
+    inp: &mut Input<R>,
+    sum: &mut Summary,
+    element: &mut impl FnMut(&mut Input<R>) -> anyhow::Result<()>,
+) -> Result<(), Error> {
+    if inp.peek()? != Some(b'[') {
+        return Err(Error::Malformed("\"data\" is not a list".into()));
     }
+    inp.pos += 1;
+    if inp.peek()? == Some(b']') {
+        inp.pos += 1;
+        return Ok(());
+    }
+    loop {
+        if inp.peek()?.is_none() {
+            return Err(Error::Truncated);
+        }
+        element(inp).map_err(|e| match e.downcast::<Error>() {
+            Ok(json) => json,
+            Err(other) => Error::Sink(other),
+        })?;
+        sum.count += 1;
+        match inp.peek()? {
+            Some(b',') => inp.pos += 1,
+            Some(b']') => {
+                inp.pos += 1;
+                return Ok(());
+            }
+            Some(b) => {
+                return Err(Error::Malformed(format!(
+                    "expected ',' or ']' in data, found {:?}",
+                    b as char
+                )));
+            }
+            None => return Err(Error::Truncated),
+        }
+    }
+}
+
+/// The members of an object value, each handed to `member` at its value; anything that is
+/// not an object is skipped.
+fn members<R: Read>(
+    inp: &mut Input<R>,
+    flags: &mut Flags,
+    mut member: impl FnMut(&mut Input<R>, &str, &mut Flags) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if inp.peek()? != Some(b'{') {
+        return inp.value(None, 0, flags);
+    }
+    inp.pos += 1;
+    if inp.peek()? == Some(b'}') {
+        inp.pos += 1;
+        return Ok(());
+    }
+    let mut key = String::new();
+    loop {
+        let k = inp.key(&mut key)?;
+        flags.surrogates |= k.surrogates;
+        member(inp, &key, flags)?;
+        match inp.peek()? {
+            Some(b',') => inp.pos += 1,
+            Some(b'}') => {
+                inp.pos += 1;
+                return Ok(());
+            }
+            Some(b) => {
+                return Err(Error::Malformed(format!(
+                    "expected ',' or '}}' in an object, found {:?}",
+                    b as char
+                )));
+            }
+            None => return Err(Error::Truncated),
+        }
+    }
+}
+
+fn meta<R: Read>(inp: &mut Input<R>, sum: &mut Summary, flags: &mut Flags) -> Result<(), Error> {
+    members(inp, flags, |inp, key, flags| match key {
+        "total" if matches!(inp.peek()?, Some(b'0'..=b'9')) => {
+            let mut n = Bounded::new(20);
+            inp.number(&mut n)?;
+            sum.total = (!n.over())
+                .then(|| std::str::from_utf8(&n.buf).ok()?.parse().ok())
+                .flatten();
+            Ok(())
+        }
+        "generated_at" if inp.peek()? == Some(b'"') => {
+            let mut s = String::new();
+            let got = inp.string(&mut s, 64)?;
+            flags.surrogates |= got.surrogates;
+            sum.generated_at = Some(s);
+            Ok(())
+        }
+        _ => inp.value(None, 0, flags),
+    })
+}
+
+fn links<R: Read>(inp: &mut Input<R>, sum: &mut Summary, flags: &mut Flags) -> Result<(), Error> {
+    members(inp, flags, |inp, key, flags| {
+        if key == "next" {
+            let named = if inp.peek()? == Some(b'"') {
+                let got = inp.string(&mut String::new(), 0)?;
+                got.len > 0
+            } else {
+                inp.value(None, 0, flags)?;
+                false
+            };
+            sum.next = Some(named);
+            Ok(())
+        } else {
+            inp.value(None, 0, flags)
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::input::Trickle;
 
-    #[test]
-    fn lone_surrogates_are_read_as_replacement_characters() {
-        for (text, want) in [
-            (r#"{"v":"a\ud800b"}"#, "a\u{fffd}b"),
-            (r#"{"v":"\udc00"}"#, "\u{fffd}"),
-            (r#"{"v":"\ud800\u0041"}"#, "\u{fffd}A"),
-            (r#"{"v":"\ude00\ud83d\ude00"}"#, "\u{fffd}\u{1f600}"),
-            (r#"{"v":"\ud83d"}"#, "\u{fffd}"),
-        ] {
-            let (v, replaced) = parse_lossy(text).unwrap();
-            assert_eq!((v["v"].as_str(), replaced), (Some(want), true), "{text}");
-        }
-        // Pairs, and an escaped backslash before a 'u', are left alone.
-        for text in [
-            r#"{"v":"\ud83d\ude00 \\ud800"}"#,
-            r#"{"\\":"\\","v":"\u00e9"}"#,
-        ] {
-            let (v, replaced) = parse_lossy(text).unwrap();
-            assert_eq!(v, parse_element(text).unwrap());
-            assert!(!replaced, "{text}");
-        }
-        assert!(parse_lossy(r#"{"v":"\ud800"#).is_err(), "still truncated");
-        assert!(parse_lossy(r#"{"v":tru}"#).is_err());
-        // In `meta` too: the page is read, and the replacement reported.
-        let body = br#"{"data":[],"meta":{"total":0,"note":"\udc00"}}"#;
-        let (_, sum) = run(body, 7).unwrap();
-        assert_eq!(sum.meta.unwrap()["note"], "\u{fffd}");
-        assert!(sum.replaced_utf8);
-    }
-
-    #[test]
-    fn a_huge_element_is_not_rescanned_for_every_read() {
-        let big = format!(
-            r#"{{"data":[{{"type":"url","value":"{}"}},1],"meta":{{}}}}"#,
-            "x".repeat(6 << 20)
-        );
-        for step in [CHUNK, 4096] {
-            let mut calls = 0;
-            let sum = stream(Trickle(big.as_bytes(), step), u64::MAX, |rest, eof| {
-                calls += 1;
-                value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))
-            })
-            .unwrap();
-            assert_eq!(sum.count, 2);
-            // About log2(6 MiB / 32 KiB) + 1 for the big one, one or two for the small one;
-            // asking after every read would be 190 (or 1,500) times.
-            assert!(calls <= 14, "{calls} calls with reads of {step}");
-        }
-    }
-
-    fn run(body: &[u8], step: usize) -> Result<(Vec<Value>, Summary), Error> {
+    /// Each element's compact text, and the summary.
+    fn run(body: &[u8], step: usize) -> Result<(Vec<String>, Summary), Error> {
         let mut got = Vec::new();
-        let s = stream(Trickle(body, step), u64::MAX, |rest, eof| {
-            let Some(n) = value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))? else {
-                return Ok(None);
-            };
-            got.push(parse_element(&rest[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?);
-            Ok(Some(n))
-        })
-        .map_err(|e| match e {
-            Error::Sink(_) => Error::Malformed("element".into()),
-            e => e,
+        let s = stream(Trickle(body, step), u64::MAX, None, |inp| {
+            let mut out = Bounded::new(usize::MAX);
+            inp.value(Some(&mut out), 8192, &mut Flags::default())?;
+            got.push(String::from_utf8(out.buf).unwrap());
+            Ok(())
         })?;
         Ok((got, s))
     }
 
     #[test]
     fn elements_meta_and_links_in_any_order_and_any_chunking() {
-        let body = br#" {"links": {"next": null}, "data": [ {"a": "x,]}\"y", "n": [1, {"b": 2}]}, "s", 3 , true, null ],
-            "meta": {"total": 3}, "extra": [1, [2]] } "#;
+        let body = br#" {"links": {"next": null, "self": "x"}, "data": [ {"a": "x,]}\"y", "n": [1, {"b": 2}]}, "s", 3 , true, null ],
+            "meta": {"total": 3, "generated_at": "2026-11-01T00:00:00Z", "x": [1e400]}, "extra": [1, [2]] } "#;
         for step in [1, 2, 3, 7, 64, 100_000] {
             let (got, s) = run(body, step).unwrap();
             assert_eq!(got.len(), 5, "step {step}");
-            assert_eq!(got[0]["a"], "x,]}\"y");
-            assert_eq!(got[2], Value::from(3));
-            assert_eq!(s.meta.unwrap()["total"], 3);
-            assert_eq!(s.links.unwrap()["next"], Value::Null);
+            assert_eq!(got[0], r#"{"a":"x,]}\"y","n":[1,{"b":2}]}"#);
+            assert_eq!(got[2], "3");
+            assert_eq!(s.total, Some(3));
+            assert_eq!(s.next, Some(false));
+            assert_eq!(s.generated_at.as_deref(), Some("2026-11-01T00:00:00Z"));
             assert_eq!(s.count, 5);
         }
+    }
+
+    #[test]
+    fn meta_and_links_content_never_fails_a_page() {
+        for body in [
+            &br#"{"data":[],"meta":{"total":1e400}}"#[..],
+            br#"{"data":[],"meta":{"total":-1,"n":123456789012345678901234567890}}"#,
+            br#"{"data":[],"meta":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}"#,
+            br#"{"data":[],"meta":"text","links":7}"#,
+            br#"{"data":[],"links":{"next":{"deep":[1,2]}}}"#,
+            br#"{"data":[],"meta":{"note":"\udc00"}}"#,
+        ] {
+            let (_, s) =
+                run(body, 3).unwrap_or_else(|e| panic!("{e}: {:?}", std::str::from_utf8(body)));
+            assert_eq!(s.total, None, "{:?}", std::str::from_utf8(body));
+        }
+        let deep = format!(
+            r#"{{"data":[],"meta":{{"x":{}1{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(run(deep.as_bytes(), 4096).is_ok());
+        let (_, s) = run(br#"{"data":[],"meta":{"note":"\udc00"}}"#, 5).unwrap();
+        assert!(s.replaced_utf8);
+        let (_, s) = run(br#"{"data":[],"links":{"next":"https://x/y"}}"#, 5).unwrap();
+        assert_eq!(s.next, Some(true));
     }
 
     #[test]
@@ -582,9 +313,10 @@ mod tests {
             b"<html>",
             b"{\"data\":[{\"a\":tru}]}",
             b"{\"data\":[]]}",
+            b"{\"data\":[],\"meta\":{\"total\":01}}",
         ] {
             assert!(
-                matches!(run(body, 5), Err(Error::Malformed(_))),
+                matches!(run(body, 3), Err(Error::Malformed(_))),
                 "{:?}",
                 String::from_utf8_lossy(body)
             );
@@ -593,67 +325,15 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced_and_reported() {
-        for step in [1, 2, 3, 5, 100] {
-            let (got, s) = run(b"{\"data\":[{\"v\":\"a\xffb\"}]}", step).unwrap();
-            assert_eq!(got[0]["v"], "a\u{fffd}b");
+        let body = b"{\"data\":[\"bad\xff\xfe\"],\"meta\":{}}";
+        for step in [1, 4, 64] {
+            let (got, s) = run(body, step).unwrap();
+            assert_eq!(got[0], "\"bad\u{fffd}\u{fffd}\"");
             assert!(s.replaced_utf8);
         }
-        // A character cut by every possible read boundary is not invalid.
-        let body = "{\"data\":[{\"v\":\"é€😀\"}]}";
-        for step in 1..8 {
-            let (got, s) = run(body.as_bytes(), step).unwrap();
-            assert_eq!(got[0]["v"], "é€😀", "step {step}");
-            assert!(!s.replaced_utf8, "step {step}");
-        }
-        // A body that ends inside a character: replaced, and then the JSON is cut short.
-        let cut = &body.as_bytes()[..body.find('😀').unwrap() + 2];
-        assert!(matches!(run(cut, 3), Err(Error::Truncated)));
-        // Invalid bytes right after a cut: both parts reported.
-        let (got, s) = run(b"{\"data\":[\"\xc3\xff\xe2\x82\"]}", 1).unwrap();
-        assert_eq!(got[0], "\u{fffd}\u{fffd}\u{fffd}");
-        assert!(s.replaced_utf8);
-    }
-
-    #[test]
-    fn non_ascii_where_json_wants_structure_is_an_error_not_a_panic() {
-        for body in [
-            "{\"data\":[\u{e9}]}",
-            "{\"data\":[1\u{e9}]}",
-            "{\"data\":[],\"meta\":\u{e9}}",
-            "{\"data\":[]\u{2028}}",
-            "{\u{1f600}:1,\"data\":[]}",
-            "\u{feff}{\"data\":[]}",
-        ] {
-            for step in [1, 2, 3, 100] {
-                assert!(run(body.as_bytes(), step).is_err(), "{body:?} step {step}");
-            }
-        }
-        // The same characters inside strings are data.
-        let (got, _) = run(
-            "{\"data\":[\"\u{e9}\u{1f600}\"],\"meta\":\"\u{2028}\"}".as_bytes(),
-            1,
-        )
-        .unwrap();
-        assert_eq!(got[0], "\u{e9}\u{1f600}");
-    }
-
-    #[test]
-    fn the_size_limit_holds() {
-        let body = format!("{{\"data\":[\"{}\"]}}", "a".repeat(300_000));
-        let r = stream(Trickle(body.as_bytes(), 4096), 100_000, |rest, eof| {
-            value_len(rest, eof).map_err(|e| anyhow::anyhow!("{e:?}"))
-        });
-        assert!(matches!(r, Err(Error::TooLarge)));
-    }
-
-    #[test]
-    fn a_sink_error_stops_the_stream() {
-        let r = stream(Trickle(b"{\"data\":[1,2,3]}", 4), u64::MAX, |v, eof| {
-            if v.starts_with('2') {
-                anyhow::bail!("disk full")
-            }
-            Ok(value_len(v, eof).unwrap())
-        });
-        assert!(matches!(r, Err(Error::Sink(_))));
+        // A character cut by the end of a read is joined, not replaced.
+        let (got, s) = run("{\"data\":[\"é日本\"]}".as_bytes(), 1).unwrap();
+        assert_eq!(got[0], "\"é日本\"");
+        assert!(!s.replaced_utf8);
     }
 }

@@ -112,25 +112,16 @@ pub fn fetch(
 /// `has_more` and `total` from the page's links and meta: `links.next` when the server sent
 /// the key, else `meta.total`, else a full page.
 pub fn summarize(sum: &Summary, offset: u64, limit: u32) -> Page {
-    let total = sum
-        .meta
-        .as_ref()
-        .and_then(|m| m.get("total"))
-        .and_then(Value::as_u64);
     let len = sum.count;
-    let has_more = match sum.links.as_ref().and_then(Value::as_object) {
-        Some(links) if links.contains_key("next") => {
-            links["next"].as_str().is_some_and(|s| !s.is_empty())
-        }
-        _ => match total {
-            Some(t) => offset + len < t,
-            None => len >= u64::from(limit) && len > 0,
-        },
+    let has_more = match (sum.next, sum.total) {
+        (Some(next), _) => next,
+        (None, Some(t)) => offset + len < t,
+        (None, None) => len >= u64::from(limit) && len > 0,
     };
     Page {
         count: len,
         has_more,
-        total,
+        total: sum.total,
         replaced_utf8: sum.replaced_utf8,
     }
 }
@@ -208,8 +199,8 @@ mod tests {
     use super::*;
 
     fn page_of(body: &[u8], offset: u64, limit: u32) -> Page {
-        let sum = page::stream(body, u64::MAX, |rest, eof| {
-            page::value_len(rest, eof).map_err(|e| e.into_failure(0))
+        let sum = page::stream(body, u64::MAX, None, |inp| {
+            Ok(inp.value(None, 0, &mut Default::default())?)
         })
         .unwrap();
         summarize(&sum, offset, limit)

@@ -255,7 +255,7 @@ impl Source for Taxii {
 
     /// Counts runs that end with objects still waiting, and warns when it keeps happening:
     /// TAXII gives no totals, so this is the backlog signal.
-    fn end_run(&self, c: &mut Cursor, behind: bool) {
+    fn end_run(&mut self, c: &mut Cursor, behind: bool) {
         c.behind_runs = if behind { c.behind_runs + 1 } else { 0 };
         if c.behind_runs >= 3 {
             log::warn(&format!(

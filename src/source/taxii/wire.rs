@@ -123,7 +123,7 @@ fn json_body(body: &[u8], url: &str) -> Result<Value> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Default::default()));
     }
-    let (value, replaced) = crate::source::rest::page::parse_lossy(&text).map_err(|e| {
+    let (value, replaced) = crate::json::parse_lossy(&text).map_err(|e| {
         fail(
             Kind::Upstream,
             format!(

@@ -13,10 +13,11 @@ The API key comes from --api-key-file, SOCDEFENDERS_API_KEY, api_key_file in soc
 or, under splunkd (passAuth), from Splunk's secret store (realm TA-socdefenders). There is no
 option that takes the key itself: it would be visible in `ps`.
 
-Exit codes: 0 ok (also nothing new, or waiting out a rate limit), 1 internal error, 2 usage or
-settings, 3 API key refused (401/403), 4 rate limited (429) or daily budget spent, 5 network,
-timeout, 5xx or malformed response, 6 stdout failed, 7 checkpoint state, 8 no splunkd session token, or splunkd refused it
-or is unreachable, 9 credential missing from Splunk's secret store.";
+Exit codes: 0 ok (also nothing new, waiting out a rate limit, or the daily budget spent),
+1 internal error (a bug), 2 usage or settings, 3 API key refused (401/403), 4 rate limited
+by the API (429), 5 network, timeout, 5xx, TLS or malformed response, 6 stdout failed or
+stopped by SIGTERM while printing, 7 checkpoint state, 8 no splunkd session token, or
+splunkd refused it or is unreachable, 9 credential missing from Splunk's secret store.";
 
 /// Fetches SOC Defenders IOCs and prints them as one JSON object per line, for a Splunk
 /// scripted input. Each run fetches one page and advances a checkpoint that never skips and
@@ -218,6 +219,17 @@ impl Opts {
             .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
             .collect()
     }
+}
+
+/// The value of `--input NAME` or `--input=NAME` in raw arguments, for naming the input in a
+/// usage error's line (clap refused the command line, so its parse is not there).
+pub fn input_arg(args: &[std::ffi::OsString]) -> Option<String> {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--input=")
+            .map(str::to_string)
+            .or_else(|| (*a == "--input").then(|| args.get(i + 1).map(|s| s.to_string()))?)
+    })
 }
 
 /// splunkd appends `-index <name>` to a scripted input's arguments unless told not to; it is

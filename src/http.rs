@@ -309,8 +309,12 @@ impl Client {
                 "{what}: TLS failed ({}); if a proxy inspects TLS, set ca_file to its CA certificate (PEM)",
                 log::excerpt(&e.to_string(), 300)
             ),
-            ureq::Error::HostNotFound => format!(
+            e if is_host_not_found(e) => format!(
                 "{what}: host not found for {}; check the URL setting, DNS, or set proxy for hosts without direct internet access",
+                self.origin
+            ),
+            e if is_refused(e) => format!(
+                "{what}: could not connect to {}; nothing was printed and the checkpoint did not move. Check the URL setting, the network path, or set proxy",
                 self.origin
             ),
             _ => format!(
@@ -422,6 +426,26 @@ pub fn read_small(
         ));
     }
     Ok((body, headers))
+}
+
+/// Nothing listens where the URL points (or a firewall says so).
+fn is_refused(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
+    }
+}
+
+/// A name that does not resolve: ureq's own error, or the system resolver's through `Io`.
+fn is_host_not_found(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => io
+            .to_string()
+            .starts_with("failed to lookup address information"),
+        _ => false,
+    }
 }
 
 fn is_transient(e: &ureq::Error) -> bool {

@@ -43,6 +43,9 @@ open("/tmp/socdefenders-iocs.check", "wb").write(binary)
 desc = subprocess.run(["file", "-b", "/tmp/socdefenders-iocs.check"], capture_output=True, text=True).stdout
 if "statically linked" not in desc and "static-pie linked" not in desc:
     problems.append(f"binary is not static: {desc.strip()}")
+# Test hooks (SOCDEFENDERS_TEST_CRASH_AFTER_PRINT, _NOW, _PANIC) exist in debug builds only.
+if b"SOCDEFENDERS_TEST_" in binary:
+    problems.append("the packaged binary holds a test hook (SOCDEFENDERS_TEST_*): build it in release")
 if len(binary) >= 4 * 1024 * 1024:
     problems.append(f"binary is {len(binary)} bytes, over 4 MiB")
 if problems:

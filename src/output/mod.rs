@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod spill;
+pub mod term;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -15,7 +16,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::error::{Kind, KindExt};
+use crate::error::{Kind, KindExt, fail};
 use crate::state::Recent;
 use crate::state::memory::{self, Fresh, PassThrough};
 use spill::Spill;
@@ -78,14 +79,22 @@ impl PageOut {
     }
 
     /// Copies the complete page's output to stdout and flushes it; only then may the
-    /// checkpoint move. Returns the page's printed versions for the memory.
+    /// checkpoint move. Returns the page's printed versions for the memory. A SIGTERM while
+    /// printing (splunkd stopping the input) ends the output on a line boundary, and the run
+    /// with an error: no half event reaches the index and the checkpoint does not move.
     pub fn publish(self) -> Result<Fresh> {
+        let output = self.spill.complete()?;
         let mut out = std::io::stdout().lock();
-        self.spill
-            .complete()?
-            .copy_to(&mut out)
-            .and_then(|()| out.flush())
+        let _printing = term::Printing::start();
+        let done = output
+            .copy_to(&mut out, &[], &term::arrived)
             .kind(Kind::Output, || STDOUT_FAILED.into())?;
+        if !done {
+            return Err(fail(
+                Kind::Output,
+                "stopped by SIGTERM while printing (splunkd is stopping the input): the output ends at a line boundary and the checkpoint was not advanced; the next run prints this page again",
+            ));
+        }
         Ok(self.fresh)
     }
 }

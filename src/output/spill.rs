@@ -11,7 +11,7 @@
 //! 190 IOCs never need the file (or the thread).
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -125,15 +125,90 @@ impl Spill {
     }
 }
 
+/// Read size when copying the spill file out.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// Writes whole lines only: bytes after the last line break of a write wait for the next.
+struct Lines<'a, W: Write> {
+    out: &'a mut W,
+    carry: Vec<u8>,
+    stop: &'a dyn Fn() -> bool,
+}
+
+impl<W: Write> Lines<'_, W> {
+    /// Writes what ends on a line break; false when `stop` then says to end.
+    fn feed(&mut self, data: &[u8]) -> io::Result<bool> {
+        let Some(last) = memchr::memrchr(b'\n', data) else {
+            self.carry.extend_from_slice(data);
+            return Ok(true);
+        };
+        if !self.carry.is_empty() {
+            self.out.write_all(&self.carry)?;
+            self.carry.clear();
+        }
+        self.out.write_all(&data[..=last])?;
+        self.carry.extend_from_slice(&data[last + 1..]);
+        Ok(!(self.stop)())
+    }
+}
+
 impl Output {
-    /// Copies everything, in order, to `out` and flushes it.
-    pub fn copy_to(self, out: &mut impl Write) -> io::Result<()> {
+    /// Copies the page's lines in order to `out`, leaving out the byte ranges in `dead`
+    /// (sorted, whole lines), and flushes. `stop` is asked after every write that ends on a
+    /// line boundary; when it says so, the copy ends there. True when everything was copied.
+    pub fn copy_to(
+        self,
+        out: &mut impl Write,
+        dead: &[(u64, u64)],
+        stop: &dyn Fn() -> bool,
+    ) -> io::Result<bool> {
+        let mut lines = Lines {
+            out,
+            carry: Vec::new(),
+            stop,
+        };
+        let mut at = 0u64;
+        let mut dead = dead.iter().peekable();
+        // Feeds the live parts of `data`, which starts at offset `at` of the page.
+        let mut live = |lines: &mut Lines<'_, _>, data: &[u8], at: u64| -> io::Result<bool> {
+            let mut from = 0usize;
+            while from < data.len() {
+                let pos = at + from as u64;
+                while dead.peek().is_some_and(|&&(_, end)| end <= pos) {
+                    dead.next();
+                }
+                let (to, skip) = match dead.peek() {
+                    Some(&&(start, end)) if start <= pos => ((end - at) as usize, true),
+                    Some(&&(start, _)) => ((start - at) as usize, false),
+                    None => (data.len(), false),
+                };
+                let to = to.min(data.len());
+                if !skip && !lines.feed(&data[from..to])? {
+                    return Ok(false);
+                }
+                from = to;
+            }
+            Ok(true)
+        };
         if let Some(mut f) = self.file {
             f.seek(SeekFrom::Start(0))?;
-            io::copy(&mut f, out)?;
+            let mut chunk = vec![0u8; COPY_CHUNK];
+            loop {
+                let n = f.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                if !live(&mut lines, &chunk[..n], at)? {
+                    lines.out.flush()?;
+                    return Ok(false);
+                }
+                at += n as u64;
+            }
         }
-        out.write_all(&self.buf)?;
-        out.flush()
+        let done = live(&mut lines, &self.buf, at)?;
+        lines.out.write_all(&lines.carry)?;
+        lines.out.flush()?;
+        Ok(done)
     }
 }
 
@@ -169,9 +244,70 @@ mod tests {
             want.extend_from_slice(format!("[{i}]\n").as_bytes());
         }
         let mut out = Vec::new();
-        s.complete().unwrap().copy_to(&mut out).unwrap();
+        assert!(
+            s.complete()
+                .unwrap()
+                .copy_to(&mut out, &[], &|| false)
+                .unwrap()
+        );
         assert_eq!(out, want);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// Lines written across memory and disk, some of them then left out, and a stop asked
+    /// for midway: what comes out is whole lines, in order, without the dead ones.
+    #[test]
+    fn dead_ranges_are_left_out_and_a_stop_ends_on_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spill::new(dir.path());
+        let (mut lines, mut at) = (Vec::new(), 0u64);
+        for i in 0..30_000u32 {
+            let line = format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}\n",
+                "p".repeat((i % 50) as usize)
+            );
+            s.append(|b| b.extend_from_slice(line.as_bytes())).unwrap();
+            lines.push((at, line.clone()));
+            at += line.len() as u64;
+        }
+        let output = s.complete().unwrap();
+        let dead: Vec<(u64, u64)> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 == 3 || (12_000..12_500).contains(i))
+            .map(|(_, (start, l))| (*start, start + l.len() as u64))
+            .collect();
+        let want: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(i % 7 == 3 || (12_000..12_500).contains(i)))
+            .map(|(_, (_, l))| l.as_str())
+            .collect();
+        let mut out = Vec::new();
+        assert!(output.copy_to(&mut out, &dead, &|| false).unwrap());
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+
+        let mut s = Spill::new(dir.path());
+        for (_, l) in &lines {
+            s.append(|b| b.extend_from_slice(l.as_bytes())).unwrap();
+        }
+        let calls = std::cell::Cell::new(0);
+        let mut out = Vec::new();
+        let stop = || {
+            calls.set(calls.get() + 1);
+            calls.get() == 3
+        };
+        assert!(!s.complete().unwrap().copy_to(&mut out, &[], &stop).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with('\n') && text.len() < at as usize / 2,
+            "{}",
+            text.len()
+        );
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        );
     }
 
     #[test]

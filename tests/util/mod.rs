@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod pty;
 pub mod taxii;
 pub mod tls;
 
@@ -121,6 +122,11 @@ pub struct Env {
     pub vars: Vec<(String, String)>,
     pub stdin: Option<Vec<u8>>,
     pub close_stdout: bool,
+    /// RLIMIT_FSIZE for the run (with SIGXFSZ ignored, so writes fail with EFBIG): makes
+    /// every file write fail, even for root.
+    pub file_size_limit: Option<u64>,
+    /// The umask the run starts with.
+    pub umask: Option<u32>,
 }
 
 impl Env {
@@ -131,6 +137,8 @@ impl Env {
             vars: Vec::new(),
             stdin: None,
             close_stdout: false,
+            file_size_limit: None,
+            umask: None,
         };
         let state = e.state_dir();
         e.set("SOCDEFENDERS_STATE_DIR", state.to_str().unwrap());
@@ -174,12 +182,39 @@ impl Env {
     }
 }
 
-pub fn run_bin(bin: &Path, args: &[&str], env: &Env) -> Out {
+/// The command for a run of `bin` in `env`.
+pub fn command(bin: &Path, args: &[&str], env: &Env) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(bin);
     cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }
+    let (fsize, umask) = (env.file_size_limit, env.umask);
+    if fsize.is_some() || umask.is_some() {
+        // SAFETY: only async-signal-safe calls (setrlimit, signal, umask) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(n) = fsize {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                }
+                if let Some(m) = umask {
+                    libc::umask(m as libc::mode_t);
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
+pub fn run_bin(bin: &Path, args: &[&str], env: &Env) -> Out {
+    let mut cmd = command(bin, args, env);
     cmd.stdin(if env.stdin.is_some() {
         Stdio::piped()
     } else {

@@ -24,6 +24,8 @@ pub struct Taxii {
     pub accept_seen: Vec<String>,
     pub force_status: Option<u16>,
     pub answer_version: Option<&'static str>,
+    /// Objects pages carry U+FFFD characters as escaped lone surrogates (`\ud800`).
+    pub raw_surrogate: bool,
 }
 
 /// TAXII's timestamps: RFC 3339 UTC with microseconds.
@@ -44,6 +46,7 @@ impl Taxii {
             accept_seen: Vec::new(),
             force_status: None,
             answer_version: None,
+            raw_surrogate: false,
         }
     }
 
@@ -97,13 +100,18 @@ impl Taxii {
             "application/taxii+json;version={}",
             self.answer_version.unwrap_or("2.1")
         );
+        let surrogate = self.raw_surrogate;
         let taxii = |status: u16, v: &Value, extra: Vec<(String, String)>| {
             let mut headers = vec![("Content-Type".to_string(), media.clone())];
             headers.extend(extra);
+            let mut body = serde_json::to_string(v).unwrap();
+            if surrogate {
+                body = body.replace('\u{fffd}', "\\ud800");
+            }
             Reply::Http {
                 status,
                 headers,
-                body: serde_json::to_vec(v).unwrap(),
+                body: body.into_bytes(),
             }
         };
         match req.path.as_str() {

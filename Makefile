@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 # ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 
-.PHONY: all build package demo test lint unit hostile package-check splunkd-run knowledge-check taxii-interop appinspect venv bench clean
+.PHONY: all build package demo test lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance appinspect venv bench clean
 
 all: package
 
@@ -29,7 +29,7 @@ demo: package
 	@python3 tools/demo.py $(BIN)
 	@echo "package: $(SPL)"
 
-test: lint unit hostile package-check splunkd-run knowledge-check taxii-interop appinspect
+test: lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance appinspect
 	@echo "make test: all checks passed"
 
 lint:
@@ -50,10 +50,12 @@ package-check: package
 	 if [ "$$first" != "$$second" ]; then echo "package is not reproducible: $$first != $$second"; exit 1; fi; \
 	 echo "package reproducible: sha256 $$first"
 
-# Hostile pages of up to max_body_bytes, read by the release binary in bounded memory.
+# Hostile pages of up to max_body_bytes, and TAXII pages of 100 to 10,000 objects, read by
+# the release binary in bounded memory.
 hostile: build
 	$(CARGO) build --locked --example peak_rss
-	SOCDEFENDERS_BIN=$(abspath $(BIN)) $(CARGO) test --locked --test it -- --ignored --exact hostile_pages_are_read_in_bounded_memory
+	SOCDEFENDERS_BIN=$(abspath $(BIN)) $(CARGO) test --locked --test it -- --ignored --exact \
+	  hostile::hostile_pages_are_read_in_bounded_memory taxii_bounds::taxii_pages_are_read_in_flat_memory
 
 # Extracts the .spl into a temporary $$SPLUNK_HOME and runs it the way splunkd does.
 splunkd-run: package
@@ -75,6 +77,17 @@ $(VENV)/.installed: tools/requirements-test.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-test.txt
 	touch $@
+
+# Our STIX pattern parser against the OASIS reference validator (stix2-patterns, in the venv)
+# on its own tests, the OASIS matcher's tests (stix2-matcher's source, from PyPI) and 20,000
+# seeded mutations: any disagreement outside the documented limits fails.
+MATCHER := stix2-matcher-3.0.0
+stix-conformance: venv
+	$(CARGO) build --release --locked --example stix_verdicts
+	@test -d build/$(MATCHER) || { mkdir -p build && \
+	  $(VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+	    -d build stix2-matcher==3.0.0 && tar -xzf build/$(MATCHER).tar.gz -C build; }
+	$(PY) tools/stix_conformance.py target/release/examples/stix_verdicts build/$(MATCHER) 20000
 
 # Splunk AppInspect, precert and cloud; gated on the JSON summary (its exit code lies).
 appinspect: package venv

@@ -233,6 +233,9 @@ targets = [
     ("100,000-IOC page RSS at most 1.5× the 100-IOC page's", rss_big <= 1.5 * rss_small, f"{rss_big:.1f} vs {rss_small:.1f} MiB ({rss_big / rss_small:.2f}×)"),
     ("stripped static binary under 4 MiB", size < 4, f"{size:.2f} MiB"),
 ]
+tx_wall, tx_floor = med("TAXII page", ours, 0), med("TAXII page", floor_name, 0)
+targets.append(("1,000-object TAXII page: wall at most 2× the curl floor", tx_wall <= 2 * tx_floor,
+                f"{tx_wall:.1f} ms vs 2 × {tx_floor:.1f} ms ({tx_wall / tx_floor:.2f}×)"))
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"Machine: {cpu}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "

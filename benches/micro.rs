@@ -8,9 +8,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use socdefenders_iocs::output::event;
 use socdefenders_iocs::source::rest::{page, record, scan};
-use socdefenders_iocs::source::taxii::stix;
+use socdefenders_iocs::source::taxii::pattern as stix;
 
 fn record(i: usize) -> Value {
     json!({
@@ -129,21 +128,6 @@ fn main() {
                 })
             })
             .unwrap();
-        },
-    );
-    let objs: Vec<_> = records
-        .iter()
-        .map(|r| r.as_object().unwrap().clone())
-        .collect();
-    bench(
-        "event::encode_into (general path), 10,000 records",
-        body.len(),
-        || {
-            out.clear();
-            for o in &objs {
-                event::encode_into(black_box(o), 8192, &mut out);
-                out.push(b'\n');
-            }
         },
     );
     let simple: Vec<String> = (0..1000)

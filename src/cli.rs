@@ -157,7 +157,7 @@ pub struct Opts {
     #[arg(long, global = true, value_name = "SOURCE")]
     pub source: Option<String>,
 
-    /// TAXII discovery URL or API root, e.g. https://socdefenders.ai/api/taxii2/
+    /// TAXII discovery URL or API root, e.g. https://www.socdefenders.ai/api/taxii2/
     #[arg(long, global = true, value_name = "URL")]
     pub taxii_url: Option<String>,
 

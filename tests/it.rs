@@ -8,6 +8,8 @@ mod util;
 mod errors;
 #[path = "it/hostile.rs"]
 mod hostile;
+#[path = "it/taxii_bounds.rs"]
+mod taxii_bounds;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -989,6 +991,30 @@ fn package_runs_like_splunkd() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(srv.last().query["type"], "ipv4");
     assert!(out.events().iter().all(|e| e["type"] == "ipv4"));
+    // The shipped TAXII input asks for TAXII's full page, from the server on www.
+    let out = util::run_bin(&bin, &["--print-config", "--input", "taxii"], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let setting = |k: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap_or_else(|| panic!("{k} missing: {}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        setting("limit").starts_with("1000 "),
+        "{}",
+        setting("limit")
+    );
+    assert!(
+        setting("taxii_url").starts_with("https://www.socdefenders.ai/api/taxii2/ "),
+        "{}",
+        setting("taxii_url")
+    );
+    assert!(!out.stderr.contains("WARN"), "{}", out.stderr);
+    // The REST inputs keep their own default of 100.
+    let out = util::run_bin(&bin, &["--print-config", "--input", "ipv4"], &env);
+    assert!(out.stdout.contains("\nlimit = 100 "), "{}", out.stdout);
 }
 
 // --- TAXII 2.1 in SOC Defenders' style (bundle + header paging) -------------------------------
@@ -1134,6 +1160,46 @@ fn taxii_collections_are_discovered_by_id_or_title() {
 }
 
 #[test]
+fn taxii_discovery_naming_another_origin_gets_no_key() {
+    // Another loopback address is another origin: it must see no request at all.
+    let mut elsewhere = Taxii::new();
+    elsewhere.add("soc-defenders-all", ip_indicators(0, 2));
+    let (other, _o) = tx::start_on("127.0.0.2", elsewhere);
+    let mut t = Taxii::new();
+    t.root_at = Some(other.url.clone());
+    let (srv, _t) = tx::start(t);
+    let env = taxii_env(&srv, "All IOCs");
+    let out = env.run(&[]);
+    let e = assert_failed(&out, 2, "config");
+    assert!(
+        e["msg"].contains(&other.url) && e["msg"].contains("set taxii_url to the API root"),
+        "{}",
+        e["msg"]
+    );
+    assert!(out.stdout.is_empty());
+    assert!(
+        other.requests.lock().unwrap().is_empty(),
+        "no request elsewhere"
+    );
+    assert!(!out.stderr.contains(KEY));
+    // http on the same host and port is another origin too (scheme), and so is another port.
+    let mut t = Taxii::new();
+    t.root_at = Some(srv.url.replace("http://", "https://"));
+    let (srv2, _t2) = tx::start(t);
+    let e = assert_failed(&taxii_env(&srv2, "All IOCs").run(&[]), 2, "config");
+    assert!(e["msg"].contains("another origin"), "{}", e["msg"]);
+    // The remedy works: taxii_url set to that API root itself reads it (with its own key).
+    let mut env = taxii_env(&other, "All IOCs");
+    env.set(
+        "SOCDEFENDERS_TAXII_URL",
+        &format!("{}/api/taxii2/api/", other.url),
+    );
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.events().len(), 2);
+}
+
+#[test]
 fn taxii_wrong_version_and_406_are_clear_errors() {
     let (srv, t) = tx::start(Taxii::new());
     let env = taxii_env(&srv, "All IOCs");
@@ -1163,8 +1229,11 @@ fn taxii_objects_map_to_events() {
         tx::indicator(1, "[ipv4-addr:value = '203.0.113.1']", "2026-01-01T00:00:00.000Z"),
         tx::indicator(1, "[ipv4-addr:value = '203.0.113.9']", "2026-02-01T00:00:00.000Z"),
         tx::indicator(2, "[domain-name:value = 'a.example'] OR [url:value = 'http://b.example/x']", "2026-01-01T00:00:00.000Z"),
-        tx::indicator(3, "[file:hashes.'SHA-256' = 'aa' AND file:name = 'x.exe']", "2026-01-01T00:00:00.000Z"),
+        tx::indicator(3, "[file:hashes.'SHA-256' = 'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f' AND file:name = 'x.exe']", "2026-01-01T00:00:00.000Z"),
         tx::indicator(4, "[ipv4-addr:value = ", "2026-01-01T00:00:00.000Z"),
+        // Hashes of the wrong shape are invalid STIX (as OASIS' validator says): never IOCs.
+        tx::indicator(5, "[file:hashes.'SHA-256' = 'f00']", "2026-01-01T00:00:00.000Z"),
+        tx::indicator(6, "[file:hashes.MD5 = 'not-a-hash']", "2026-01-01T00:00:00.000Z"),
         json!({"type": "vulnerability", "id": "vulnerability--1", "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z", "name": "CVE-2026-0001",
                "external_references": [{"source_name": "cve", "external_id": "CVE-2026-0001"}]}),
     ]);
@@ -1190,7 +1259,7 @@ fn taxii_objects_map_to_events() {
             ("url".into(), "http://b.example/x".into()),
             (
                 "stix-pattern".into(),
-                "[file:hashes.'SHA-256' = 'aa' AND file:name = 'x.exe']".into()
+                "[file:hashes.'SHA-256' = 'aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f' AND file:name = 'x.exe']".into()
             ),
             ("cve".into(), "CVE-2026-0001".into()),
         ]
@@ -1205,8 +1274,18 @@ fn taxii_objects_map_to_events() {
         ev[1]["id"], ev[2]["id"],
         "one id per value so lookups keep both"
     );
+    for n in [4, 5, 6] {
+        assert!(
+            out.has_level(
+                "WARN",
+                &format!("indicator--00000000-0000-4000-8000-00000000000{n}")
+            ),
+            "{}",
+            out.stderr
+        );
+    }
     assert!(
-        out.has_level("WARN", "indicator--00000000-0000-4000-8000-000000000004"),
+        out.has_level("WARN", "is not a valid SHA256 hash"),
         "{}",
         out.stderr
     );

@@ -17,9 +17,7 @@ import sys
 
 MAX_LINES = 80
 # file:function -> why it may be longer
-LONG_ALLOWED = {
-    "source/taxii/stix.rs:convert": "as it was moved; the TAXII streaming rewrite splits it",
-}
+LONG_ALLOWED = {}
 
 USE_RE = re.compile(r"\b(crate|super)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 FN_RE = re.compile(r"^(\s*)(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:unsafe\s+)?fn\s+([A-Za-z_][A-Za-z0-9_]*)")

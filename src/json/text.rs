@@ -95,6 +95,7 @@ pub fn prefix(s: &str, max: usize) -> &str {
 /// Appends a string of decoded length `len` of which `kept` is the start, cut to `max` bytes:
 /// as is when it fits, else its first `max` bytes and `...[truncated N bytes]`. True when cut.
 pub fn write_capped(out: &mut Vec<u8>, kept: &str, len: usize, max: usize) -> bool {
+    let len = len.max(kept.len());
     if len <= max && kept.len() == len {
         write_str(out, kept);
         return false;

@@ -41,6 +41,9 @@ pub struct PageOut {
     /// Versions printed, and versions dropped as printed before.
     pub printed: usize,
     pub repeats: usize,
+    /// Bytes appended so far, and the byte ranges taken back (whole lines, in order).
+    written: u64,
+    dead: Vec<(u64, u64)>,
 }
 
 impl PageOut {
@@ -52,20 +55,64 @@ impl PageOut {
             spill: Spill::new(dir),
             printed: 0,
             repeats: 0,
+            written: 0,
+            dead: Vec::new(),
         }
     }
 
-    /// Prints the version `hash` (at time `ts`) with `encode`, which appends whole lines,
-    /// unless it was printed before.
-    pub fn offer(&mut self, hash: u64, ts: i64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
+    /// Prints the version `hash` (at time `ts`) as `n` lines, line `i` appended by
+    /// `write(i, buf)`, unless it was printed before; the output may go to the spill file
+    /// between lines, so a version of many lines is never held whole. Returns the byte range
+    /// it took, if printed.
+    pub fn offer_each(
+        &mut self,
+        hash: u64,
+        ts: i64,
+        n: usize,
+        mut write: impl FnMut(usize, &mut Vec<u8>),
+    ) -> Result<Option<(u64, u64)>> {
         if self.seen.contains(&hash) || self.fresh.contains_key(&hash) {
             self.repeats += 1;
-            return Ok(());
+            return Ok(None);
         }
-        self.spill.append(encode)?;
+        let mut bytes = 0u64;
+        for i in 0..n {
+            bytes += self.spill.append(|buf| write(i, buf))? as u64;
+        }
         self.fresh.insert(hash, ts);
         self.printed += 1;
-        Ok(())
+        let range = (self.written, self.written + bytes);
+        self.written += bytes;
+        Ok(Some(range))
+    }
+
+    /// Prints the version `hash` (at time `ts`) with `encode`, which appends whole lines,
+    /// unless it was printed before. Returns the byte range it took, if printed.
+    pub fn offer(
+        &mut self,
+        hash: u64,
+        ts: i64,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Option<(u64, u64)>> {
+        if self.seen.contains(&hash) || self.fresh.contains_key(&hash) {
+            self.repeats += 1;
+            return Ok(None);
+        }
+        let n = self.spill.append(encode)? as u64;
+        self.fresh.insert(hash, ts);
+        self.printed += 1;
+        let range = (self.written, self.written + n);
+        self.written += n;
+        Ok(Some(range))
+    }
+
+    /// Takes back a version this page printed (a newer version of it came later on the
+    /// page): its lines are left out when the page is published.
+    pub fn retract(&mut self, hash: u64, range: (u64, u64)) {
+        if self.fresh.remove(&hash).is_some() {
+            self.printed -= 1;
+            self.dead.push(range);
+        }
     }
 
     /// Forgets this page's versions older than `floor`, when a page holds far more records
@@ -86,8 +133,10 @@ impl PageOut {
         let output = self.spill.complete()?;
         let mut out = std::io::stdout().lock();
         let _printing = term::Printing::start();
+        let mut dead = self.dead;
+        dead.sort_unstable();
         let done = output
-            .copy_to(&mut out, &[], &term::arrived)
+            .copy_to(&mut out, &dead, &term::arrived)
             .kind(Kind::Output, || STDOUT_FAILED.into())?;
         if !done {
             return Err(fail(

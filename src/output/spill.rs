@@ -77,11 +77,13 @@ impl Spill {
     }
 
     /// Lets `f` append to the buffer directly (no intermediate copy), then hands the buffer to
-    /// the spill file's writer if it went over the cap.
-    pub fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> anyhow::Result<()> {
+    /// the spill file's writer if it went over the cap. Returns the bytes appended.
+    pub fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> anyhow::Result<usize> {
+        let before = self.buf.len();
         f(&mut self.buf);
+        let n = self.buf.len() - before;
         if self.buf.len() <= MEMORY_CAP {
-            return Ok(());
+            return Ok(n);
         }
         let sent = (|| -> io::Result<()> {
             let writer = match &mut self.writer {
@@ -104,7 +106,8 @@ impl Spill {
                 _ => Err(io::Error::other("the spill writer stopped")),
             }
         })();
-        sent.kind(Kind::Output, || self.no_room())
+        sent.kind(Kind::Output, || self.no_room())?;
+        Ok(n)
     }
 
     /// Waits until everything is in the spill file; the page's output is then ready to copy.

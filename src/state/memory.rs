@@ -36,6 +36,8 @@ pub fn seen_set(recent: &Recent) -> HashSet<u64, PassThrough> {
 /// again), forgets remembered ones older than `from_ms`, and past the cap the oldest. Returns
 /// how many were forgotten because of the cap.
 pub fn remember(recent: &mut Recent, fresh: Fresh, from_ms: i64) -> usize {
+    // Exactly: doubling would leave up to half of a large page's memory unused.
+    recent.reserve_exact(fresh.len());
     recent.extend(
         fresh
             .into_iter()

@@ -11,12 +11,13 @@ pub mod memory;
 pub mod store;
 pub mod v1;
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::error::{Kind, KindExt, fail};
+use crate::error::{Kind, fail};
 pub use checkpoint::{Checkpoint, Loaded, VERSION};
 pub use memory::Recent;
 pub use store::Store;
@@ -26,12 +27,15 @@ pub fn load(store: &Store) -> Result<Option<Loaded>> {
     load_file(store.path())
 }
 
-/// Replaces the checkpoint atomically.
+/// Replaces the checkpoint atomically. It is encoded straight into the file: a memory of
+/// 10,000 versions would otherwise be a 400 KB buffer on top of the run's peak.
 pub fn save(store: &Store, ck: &Checkpoint) -> Result<()> {
-    let mut bytes =
-        serde_json::to_vec(ck).kind(Kind::State, || "cannot encode the checkpoint".into())?;
-    bytes.push(b'\n');
-    store.save(&bytes)
+    store.save(|w| {
+        let mut w = std::io::BufWriter::with_capacity(16 * 1024, w);
+        serde_json::to_writer(&mut w, ck)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    })
 }
 
 /// Reads a checkpoint file; missing is `None`; anything else wrong is a State error with the

@@ -123,9 +123,9 @@ impl Store {
         }
     }
 
-    /// Replaces the checkpoint's bytes atomically: a new temporary file (exclusive, 0600),
-    /// its data synced, then renamed over the checkpoint.
-    pub fn save(&self, bytes: &[u8]) -> Result<()> {
+    /// Replaces the checkpoint atomically with what `write` writes: a new temporary file
+    /// (exclusive, 0600), its data synced, then renamed over the checkpoint.
+    pub fn save(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
         let fail_msg = || {
             format!(
                 "cannot save the checkpoint {}: check free space and permissions; the next run repeats this page",
@@ -141,7 +141,7 @@ impl Store {
                 .prefix(&format!("{}.json.tmp", self.input))
                 .rand_bytes(8)
                 .tempfile_in(&self.dir)?;
-            tmp.write_all(bytes)?;
+            write(tmp.as_file_mut())?;
             tmp.as_file().sync_data()?;
             tmp.persist(&self.path).map_err(|e| e.error)?;
             Ok(())

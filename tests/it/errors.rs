@@ -680,7 +680,7 @@ fn scenarios() -> Vec<Scenario> {
             }),
         ),
         (
-            "... sent escaped lone UTF-16 surrogates",
+            "STIX object ... holds escaped lone UTF-16 surrogates",
             Box::new(|| {
                 let mut t = Taxii::new();
                 t.add(
@@ -692,6 +692,45 @@ fn scenarios() -> Vec<Scenario> {
                     )],
                 );
                 t.raw_surrogate = true;
+                taxii_run(t, "All IOCs", &[])
+            }),
+        ),
+        (
+            "... sent invalid UTF-8 or escaped lone UTF-16 surrogates",
+            Box::new(|| {
+                let mut t = Taxii::new();
+                t.add("soc-defenders-all", ip_indicators(0, 1));
+                t.raw_surrogate = true;
+                t.bundle_id = "bundle--\u{fffd}".into();
+                taxii_run(t, "All IOCs", &[])
+            }),
+        ),
+        (
+            "STIX object ... has ... values, more than the ... events one object may give",
+            Box::new(|| {
+                let values: Vec<String> = (0..1001).map(|i| format!("'{i}.example'")).collect();
+                let pattern = format!("[domain-name:value IN ({})]", values.join(","));
+                let mut t = Taxii::new();
+                let o = tx::indicator(1, &pattern, "2026-01-01T00:00:00.000Z");
+                t.add("soc-defenders-all", vec![o]);
+                taxii_run(t, "All IOCs", &[])
+            }),
+        ),
+        (
+            "the pattern of STIX object ... is ... bytes, over the ... KiB this input parses",
+            Box::new(|| {
+                let pattern = format!("[url:value = '{}']", "u".repeat(300_000));
+                let mut t = Taxii::new();
+                let o = tx::indicator(1, &pattern, "2026-01-01T00:00:00.000Z");
+                t.add("soc-defenders-all", vec![o]);
+                taxii_run(t, "All IOCs", &[])
+            }),
+        ),
+        (
+            "the TAXII discovery document at ... names its API root at ..., another origin than taxii_url",
+            Box::new(|| {
+                let mut t = Taxii::new();
+                t.root_at = Some("https://taxii.elsewhere.invalid".into());
                 taxii_run(t, "All IOCs", &[])
             }),
         ),

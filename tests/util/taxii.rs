@@ -26,6 +26,12 @@ pub struct Taxii {
     pub answer_version: Option<&'static str>,
     /// Objects pages carry U+FFFD characters as escaped lone surrogates (`\ud800`).
     pub raw_surrogate: bool,
+    /// The bundle's own id.
+    pub bundle_id: String,
+    /// Discovery names its API root under this base URL instead of its own (another origin).
+    pub root_at: Option<String>,
+    /// Sends every matching object in one page, whatever `limit` asks (servers may).
+    pub ignore_limit: bool,
 }
 
 /// TAXII's timestamps: RFC 3339 UTC with microseconds.
@@ -47,6 +53,9 @@ impl Taxii {
             force_status: None,
             answer_version: None,
             raw_surrogate: false,
+            bundle_id: "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d".into(),
+            root_at: None,
+            ignore_limit: false,
         }
     }
 
@@ -114,6 +123,7 @@ impl Taxii {
                 body: body.into_bytes(),
             }
         };
+        let root_base = self.root_at.clone().unwrap_or_else(|| base.to_string());
         match req.path.as_str() {
             "/api/taxii2/" => taxii(
                 200,
@@ -121,8 +131,8 @@ impl Taxii {
                     "title": "SOC Defenders TAXII Server",
                     "description": "Threat intelligence feed aggregated by SOC Defenders",
                     "contact": "support@socdefenders.ai",
-                    "default": format!("{base}/api/taxii2/api/"),
-                    "api_roots": [format!("{base}/api/taxii2/api/")],
+                    "default": format!("{root_base}/api/taxii2/api/"),
+                    "api_roots": [format!("{root_base}/api/taxii2/api/")],
                 }),
                 vec![],
             ),
@@ -148,12 +158,15 @@ impl Taxii {
                     .get("added_after")
                     .map(|s| super::parse_us(s))
                     .unwrap_or(i64::MIN);
-                let limit: usize = req
-                    .query
-                    .get("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(1000)
-                    .min(1000);
+                let limit: usize = if self.ignore_limit {
+                    usize::MAX
+                } else {
+                    req.query
+                        .get("limit")
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(1000)
+                        .min(1000)
+                };
                 let mut matching: Vec<&Obj> = self
                     .objects
                     .iter()
@@ -175,7 +188,7 @@ impl Taxii {
                 let objects: Vec<Value> = page.iter().map(|o| o.body.clone()).collect();
                 taxii(
                     200,
-                    &json!({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": objects}),
+                    &json!({"type": "bundle", "id": self.bundle_id, "objects": objects}),
                     headers,
                 )
             }
@@ -193,11 +206,17 @@ fn decode_b64(s: &str) -> String {
 }
 
 pub fn start(t: Taxii) -> (Server, Arc<Mutex<Taxii>>) {
+    start_on("127.0.0.1", t)
+}
+
+/// The same server listening on another loopback address (another origin).
+pub fn start_on(ip: &str, t: Taxii) -> (Server, Arc<Mutex<Taxii>>) {
     let t = Arc::new(Mutex::new(t));
     let t2 = t.clone();
     let base = Arc::new(Mutex::new(String::new()));
     let b2 = base.clone();
-    let server = Server::start(
+    let server = Server::start_on(
+        ip,
         None,
         Arc::new(move |req: &Request| {
             let base = b2.lock().unwrap().clone();

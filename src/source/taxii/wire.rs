@@ -29,14 +29,13 @@ pub enum Got<T> {
     Gone,
 }
 
-/// One page of objects.
-pub struct Page {
-    pub objects: Vec<Value>,
-    pub more: bool,
-    pub next: Option<String>,
+/// An objects answer, its body not read yet.
+pub struct Objects {
+    pub body: Box<dyn std::io::Read + Send>,
+    /// The body's announced length.
+    pub length: Option<u64>,
+    /// `X-TAXII-Date-Added-Last`: what SOC Defenders pages by.
     pub date_added_last: Option<String>,
-    /// The body was a STIX bundle (SOC Defenders style) rather than an envelope.
-    pub bundle: bool,
 }
 
 fn auth(s: &Settings, net: &Net) -> String {
@@ -262,6 +261,19 @@ pub fn discover(net: &mut Net, s: &Settings) -> Result<Got<(String, String)>> {
         Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
     };
     let api_root = api_root(&first, &url)?;
+    // The key goes to taxii_url's origin only: a discovery answer (spoofed, or from a
+    // compromised server) must not be able to send it elsewhere, or over plain http.
+    let root_origin = http::origin(&api_root).unwrap_or_else(|| "an unparsable URL".into());
+    if root_origin != net.client.origin() {
+        return Err(fail(
+            Kind::Config,
+            format!(
+                "the TAXII discovery document at {url} names its API root at {root_origin}, another origin than taxii_url ({}); the key is only sent to taxii_url's origin. If you trust that server, set taxii_url to the API root itself: {}",
+                net.client.origin(),
+                log::excerpt(&api_root, 300)
+            ),
+        ));
+    }
     let collections_url = format!("{api_root}collections/");
     let list = match get_json(net, s, &collections_url, "TAXII collections", DOC_CAP)? {
         Got::Ok((v, _)) => v,
@@ -281,7 +293,7 @@ pub fn discover(net: &mut Net, s: &Settings) -> Result<Got<(String, String)>> {
     )))
 }
 
-/// One objects request.
+/// One objects request; the page is streamed by the caller (`objects::stream`).
 pub fn objects(
     net: &mut Net,
     s: &Settings,
@@ -289,7 +301,7 @@ pub fn objects(
     added_after: &str,
     next: Option<&str>,
     limit: u32,
-) -> Result<Got<Page>> {
+) -> Result<Got<Objects>> {
     let mut url = format!(
         "{objects_url}?added_after={}&limit={limit}",
         http::enc(added_after),
@@ -297,47 +309,34 @@ pub fn objects(
     if let Some(n) = next {
         url.push_str(&format!("&next={}", http::enc(n)));
     }
-    let max = net.client.max_body();
-    let (v, headers) = match get_json(net, s, &url, "TAXII objects", max)? {
-        Got::Ok(x) => x,
-        Got::Spent => return Ok(Got::Spent),
-        Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
-        Got::Gone => return Ok(Got::Gone),
-    };
-    let Value::Object(mut v) = v else {
-        return Err(fail(
-            Kind::Upstream,
-            format!("{objects_url} sent JSON that is not an object"),
-        ));
-    };
-    let bundle = v.get("type").and_then(Value::as_str) == Some("bundle");
-    // Taken out of the body, not copied: a page can hold 1,000 objects.
-    let objects = match v.remove("objects") {
-        None => Vec::new(),
-        Some(Value::Array(a)) => a,
-        Some(_) => {
-            return Err(fail(
-                Kind::Upstream,
-                format!("{objects_url} sent \"objects\" that is not a list; nothing was printed"),
-            ));
+    let auth = auth(s, net);
+    let what = "TAXII objects";
+    let resp = match net.get(
+        &url,
+        &[("Authorization", &auth), ("Accept", MEDIA_TYPE)],
+        what,
+    )? {
+        Answer::Ok(r) => r,
+        Answer::Spent => return Ok(Got::Spent),
+        Answer::Status(r) if r.status == 429 => {
+            return Ok(Got::RateLimited(http::retry_at(&r, timeutil::now_ms())));
         }
+        Answer::Status(r) if r.status == 404 => return Ok(Got::Gone),
+        Answer::Status(r) => return Err(status_error(&r, what, objects_url)),
     };
-    let next = v.get("next").and_then(Value::as_str).map(str::to_string);
-    let more = match v.get("more").and_then(Value::as_bool) {
-        Some(m) => m,
-        // A bundle has no "more": a full page means there may be more.
-        None => bundle && !objects.is_empty() && objects.len() as u64 >= u64::from(limit),
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     };
-    let date_added_last = headers
-        .iter()
-        .find(|(k, _)| k == "x-taxii-date-added-last")
-        .map(|(_, v)| v.clone());
-    Ok(Got::Ok(Page {
-        objects,
-        more,
-        next,
+    check_media(&header("content-type").unwrap_or_default(), objects_url)?;
+    let date_added_last = header("x-taxii-date-added-last").map(|v| log::excerpt(&v, 64));
+    let length = resp.body().content_length();
+    Ok(Got::Ok(Objects {
+        body: Box::new(resp.into_body().into_reader()),
+        length,
         date_added_last,
-        bundle,
     }))
 }
 

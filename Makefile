@@ -3,34 +3,53 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-TARGET := x86_64-unknown-linux-musl
-BIN := target/$(TARGET)/release/socdefenders-iocs
+# Static binaries for every platform Splunk runs the input on, cross-built by Zig (from PyPI,
+# driven by cargo-zigbuild): no musl-gcc, no apt, no root. BIN is this host's (x86_64) binary.
+TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-pc-windows-gnu
+BIN := target/x86_64-unknown-linux-musl/release/socdefenders-iocs
+BIN_ARM := target/aarch64-unknown-linux-musl/release/socdefenders-iocs
+BIN_WIN := target/x86_64-pc-windows-gnu/release/socdefenders-iocs.exe
+BINS := linux_x86_64=$(BIN) linux_aarch64=$(BIN_ARM) windows_x86_64=$(BIN_WIN)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SPL := dist/TA-socdefenders-$(VERSION).spl
 VENV := .venv
+ZIG_VENV := build/zig-venv
 BENCH_RUNS ?= 11
 PY := $(VENV)/bin/python
-# ring compiles C for the musl target with Debian's musl-gcc (package musl-tools).
-export CC_x86_64_unknown_linux_musl ?= musl-gcc
+# Linux binaries are static-pie (ASLR), as musl-gcc made them before.
+ZIGBUILD := PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" \
+  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-fPIE" \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-fPIE" \
+  $(CARGO) zigbuild
 
-.PHONY: all build package demo test lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance appinspect venv bench clean
+.PHONY: all build zig package demo test test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms fresh-demo appinspect venv bench clean
 
 all: package
 
-build:
-	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
-	@command -v musl-gcc >/dev/null || { echo "musl-gcc not found: apt-get install musl-tools"; exit 1; }
-	$(CARGO) build --release --locked --target $(TARGET)
+# Zig and cargo-zigbuild, pinned, in a venv of their own (the test venv is not needed to build).
+zig: $(ZIG_VENV)/.installed
+$(ZIG_VENV)/.installed: tools/requirements-build.txt
+	python3 -m venv $(ZIG_VENV)
+	$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-build.txt
+	touch $@
+
+build: zig
+	@for t in $(TARGETS); do rustup target list --installed 2>/dev/null | grep -qx $$t || rustup target add $$t; done
+	$(ZIGBUILD) --release --locked $(addprefix --target ,$(TARGETS))
 
 package: build
-	@python3 tools/package.py . $(BIN) build dist
+	@python3 tools/package.py . build dist $(BINS)
 
 demo: package
-	@python3 tools/demo.py $(BIN)
+	@python3 tools/demo.py build/TA-socdefenders/bin/socdefenders-iocs
 	@echo "package: $(SPL)"
 
-test: lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance appinspect
+test: test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms fresh-demo appinspect
 	@echo "make test: all checks passed"
+
+# Test-only system packages: installed with apt when running as root (as CI does), else named.
+test-deps:
+	@bash tools/test-deps.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -40,12 +59,11 @@ lint:
 unit:
 	$(CARGO) test --locked
 
-# The package as an admin gets it: layout, modes, static binary, and byte-identical rebuilds.
 package-check: package
 	python3 tools/package.py --self-test
 	python3 tools/check_package.py $(SPL) $(VERSION)
 	@first=$$(sha256sum $(SPL) | cut -d' ' -f1); \
-	 python3 tools/package.py . $(BIN) build dist >/dev/null; \
+	 python3 tools/package.py . build dist $(BINS) >/dev/null; \
 	 second=$$(sha256sum $(SPL) | cut -d' ' -f1); \
 	 if [ "$$first" != "$$second" ]; then echo "package is not reproducible: $$first != $$second"; exit 1; fi; \
 	 echo "package reproducible: sha256 $$first"
@@ -56,6 +74,22 @@ hostile: build
 	$(CARGO) build --locked --example peak_rss
 	SOCDEFENDERS_BIN=$(abspath $(BIN)) $(CARGO) test --locked --test it -- --ignored --exact \
 	  hostile::hostile_pages_are_read_in_bounded_memory taxii_bounds::taxii_pages_are_read_in_flat_memory
+
+# The aarch64 binary under QEMU user-mode emulation and the Windows binary under Wine, against
+# the loopback API, and the launcher's choice of binary (tests/it/platforms.rs).
+platforms: package
+	@mkdir -p build/platforms
+	PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" python -m ziglang cc -target x86_64-windows-gnu -shared -O2 -s \
+	  -o build/platforms/bcryptprimitives.dll tests/platform/processprng.c -ladvapi32
+	SOCDEFENDERS_SPL=$(abspath $(SPL)) SOCDEFENDERS_PRNG_DLL=$(abspath build/platforms/bcryptprimitives.dll) \
+	  SOCDEFENDERS_WINEPREFIX=$(abspath build/wine-prefix) \
+	  $(CARGO) test --locked --test it -- --ignored --exact --test-threads 1 \
+	  platforms::aarch64_binary_under_qemu platforms::windows_binary_under_wine platforms::the_launcher_picks_the_hosts_binary
+
+# `make demo` in a fresh clone, with musl-gcc and apt-get hidden from PATH: the README's first
+# command needs neither (its own target folder, so nothing built here is reused).
+fresh-demo:
+	bash tools/fresh-demo.sh
 
 # Extracts the .spl into a temporary $$SPLUNK_HOME and runs it the way splunkd does.
 splunkd-run: package
@@ -100,12 +134,13 @@ appinspect: package venv
 
 # Whole-process timings against curl | jq and the curl floor (needs curl and jq), then the
 # micro-benchmarks of the pure parts. Results go in BENCHMARKS.md by hand, with the machine.
-bench: build
+bench: package
 	@mkdir -p build/bench
 	$(CARGO) build --release --locked --example bench_server
 	gcc -O2 -static -o build/bench/measure bench/measure.c
 	gcc -O2 -static -o build/bench/iofloor bench/iofloor.c
-	python3 bench/run.py $(BIN) target/release/examples/bench_server build/bench/measure $(BENCH_RUNS)
+	python3 bench/run.py $(BIN) target/release/examples/bench_server build/bench/measure $(BENCH_RUNS) \
+	  build/TA-socdefenders/bin/socdefenders-iocs
 	$(CARGO) bench --locked --bench micro
 
 clean:

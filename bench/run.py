@@ -8,7 +8,10 @@ checkpoint). Wall time, CPU time (user+sys) and peak RSS come from bench/measure
 launcher, see its header for why). Prints a Markdown table, the ratios, and each target with
 PASS or MISS.
 
-Usage: run.py BINARY BENCH_SERVER MEASURE [RUNS]
+Usage: run.py BINARY BENCH_SERVER MEASURE [RUNS] [LAUNCHER]
+
+LAUNCHER is the packaged app's bin/socdefenders-iocs (the Linux launcher): the idle case also
+runs through it, and its overhead (the difference of the medians) has a target.
 """
 import json
 import os
@@ -22,6 +25,7 @@ import uuid
 
 BIN, SERVER, MEASURE = (os.path.abspath(p) for p in sys.argv[1:4])
 RUNS = int(sys.argv[4]) if len(sys.argv) > 4 else 11
+LAUNCHER = os.path.abspath(sys.argv[5]) if len(sys.argv) > 5 else None
 KEY = "sk_bench_not_a_real_key"
 work = tempfile.mkdtemp(prefix="socdefenders-bench-")
 data = os.path.join(work, "data")
@@ -164,8 +168,14 @@ def taxii_case():
 
 def idle_case():
     paused = state(not_before_ms=4102444800000)
-    return {"socdefenders-iocs": lambda: [BIN, "--base-url", f"{base}/n100", "--state-dir", state_dir(paused)],
+    cmds = {"socdefenders-iocs": lambda: [BIN, "--base-url", f"{base}/n100", "--state-dir", state_dir(paused)],
             "/bin/true (process start floor)": lambda: ["/bin/true"]}
+    if LAUNCHER:
+        cmds[LAUNCHER_NAME] = lambda: [LAUNCHER, "--base-url", f"{base}/n100", "--state-dir", state_dir(paused)]
+    return cmds
+
+
+LAUNCHER_NAME = "bin/socdefenders-iocs (launcher, then the binary)"
 
 
 def run_case(cmds):
@@ -233,6 +243,9 @@ targets = [
     ("100,000-IOC page RSS at most 1.5× the 100-IOC page's", rss_big <= 1.5 * rss_small, f"{rss_big:.1f} vs {rss_small:.1f} MiB ({rss_big / rss_small:.2f}×)"),
     ("stripped static binary under 4 MiB", size < 4, f"{size:.2f} MiB"),
 ]
+if LAUNCHER:
+    extra = med("nothing to do", LAUNCHER_NAME, 0) - med("nothing to do", ours, 0)
+    targets.append(("the Linux launcher adds under 1 ms a run", extra < 1, f"{extra:.2f} ms"))
 tx_wall, tx_floor = med("TAXII page", ours, 0), med("TAXII page", floor_name, 0)
 targets.append(("1,000-object TAXII page: wall at most 2× the curl floor", tx_wall <= 2 * tx_floor,
                 f"{tx_wall:.1f} ms vs 2 × {tx_floor:.1f} ms ({tx_wall / tx_floor:.2f}×)"))

@@ -8,6 +8,8 @@ mod util;
 mod errors;
 #[path = "it/hostile.rs"]
 mod hostile;
+#[path = "it/platforms.rs"]
+mod platforms;
 #[path = "it/taxii_bounds.rs"]
 mod taxii_bounds;
 
@@ -946,15 +948,31 @@ fn package_runs_like_splunkd() {
         ),
     )
     .unwrap();
+    // splunkd hands its children LD_LIBRARY_PATH=$SPLUNK_HOME/lib, which holds Splunk's own
+    // libssl, libcrypto and the like (never a libc: Splunk uses the system's). The launcher
+    // is /bin/sh, like the inputs of Splunk's own add-on for Unix, and must run with them;
+    // the static binary must not even look at a libc there.
+    let splunk_libs = env.dir.path().join("splunk-libs");
     let junk = env.dir.path().join("junk-libs");
-    std::fs::create_dir_all(&junk).unwrap();
-    for lib in [
-        "libc.so.6",
-        "libssl.so.3",
-        "libcrypto.so.3",
-        "ld-linux-x86-64.so.2",
+    for (dir, libs) in [
+        (
+            &splunk_libs,
+            &["libssl.so.3", "libcrypto.so.3", "libz.so.1"][..],
+        ),
+        (
+            &junk,
+            &[
+                "libc.so.6",
+                "libssl.so.3",
+                "libcrypto.so.3",
+                "ld-linux-x86-64.so.2",
+            ][..],
+        ),
     ] {
-        std::fs::write(junk.join(lib), b"not a library").unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        for lib in libs {
+            std::fs::write(dir.join(lib), b"not a library").unwrap();
+        }
     }
     // Only what splunkd gives a scripted input: no state dir, no app dir override, no key.
     for k in [
@@ -966,8 +984,15 @@ fn package_runs_like_splunkd() {
     ] {
         env.unset(k);
     }
-    env.set("LD_LIBRARY_PATH", junk.to_str().unwrap());
     let bin = app.join("bin/socdefenders-iocs");
+    env.set("LD_LIBRARY_PATH", junk.to_str().unwrap());
+    let direct = util::run_bin(
+        &app.join("bin/linux_x86_64/socdefenders-iocs"),
+        &["--version"],
+        &env,
+    );
+    assert_eq!(direct.code, 0, "{}", direct.stderr);
+    env.set("LD_LIBRARY_PATH", splunk_libs.to_str().unwrap());
     let out = util::run_bin(&bin, &["-index", "main"], &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.events().len(), 3);

@@ -2,11 +2,15 @@
 """Stages TA-socdefenders from the sources and writes a reproducible .spl.
 
 The app folder is built from the files git tracks under default/, app/ and bin/, the README
-and the built binary only: an untracked or ignored file in those folders (an editor's backup,
+and the built binaries only (Linux ones at bin/linux_<cpu>/socdefenders-iocs, run by the
+bin/socdefenders-iocs launcher; Windows at bin/socdefenders-iocs.exe): an untracked or ignored file in those folders (an editor's backup,
 a local/ test folder) never ships. `--self-test` shows it. The version comes from Cargo.toml and is stamped
 into app.conf. The tarball has sorted entries, fixed times, numeric owner 0 and fixed modes
 (644 files, 755 folders and bin/ executables), and gzip without a timestamp, so the same
 sources give the same bytes. Prints the path and sha256.
+
+Usage: package.py ROOT BUILD_DIR DIST_DIR PLATFORM=BINARY... (platforms: see PLACES)
+       package.py --self-test
 """
 import gzip
 import hashlib
@@ -51,7 +55,16 @@ def copy_tracked(root, folder, dest):
         shutil.copy(src, os.path.join(dest, rel))
 
 
-def stage(root, binary, out_dir):
+# Where each platform's binary goes in the app.
+PLACES = {
+    "linux_x86_64": "bin/linux_x86_64/socdefenders-iocs",
+    "linux_aarch64": "bin/linux_aarch64/socdefenders-iocs",
+    "windows_x86_64": "bin/socdefenders-iocs.exe",
+}
+
+
+def stage(root, binaries, out_dir):
+    """Stages the app with `binaries` ({platform: path}, platforms as in PLACES)."""
     v = version(root)
     dest = os.path.join(out_dir, APP)
     shutil.rmtree(dest, ignore_errors=True)
@@ -59,9 +72,21 @@ def stage(root, binary, out_dir):
     copy_tracked(root, "default", os.path.join(dest, "default"))
     copy_tracked(root, "app", dest)
     copy_tracked(root, "bin", os.path.join(dest, "bin"))
-    os.makedirs(os.path.join(dest, "bin"), exist_ok=True)
-    shutil.copy(binary, os.path.join(dest, "bin", "socdefenders-iocs"))
-    shutil.copy(os.path.join(root, "README.md"), os.path.join(dest, "README.md"))
+    for platform, path in sorted(binaries.items()):
+        if platform not in PLACES:
+            sys.exit(f"package: unknown platform {platform!r}; known: {', '.join(PLACES)}")
+        target = os.path.join(dest, PLACES[platform])
+        if os.path.exists(target):
+            sys.exit(f"package: {PLACES[platform]} is also a tracked file")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy(path, target)
+    # The README's binary declaration gets each binary's sha256.
+    text = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    for platform, path in binaries.items():
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        text = text.replace(f"(sha256 of the {platform} build: stamped into the packaged README)",
+                            f"`{digest}`")
+    open(os.path.join(dest, "README.md"), "w", encoding="utf-8").write(text)
     conf = os.path.join(dest, "default", "app.conf")
     text = open(conf, encoding="utf-8").read()
     text = text.replace("@VERSION@", v).replace("@BUILD@", str(build_number(v)))
@@ -126,17 +151,21 @@ def self_test():
         write(".gitignore", "*.bak\n/target\n")
         write("bin/launcher", "#!/bin/sh\n")
         write("target/binary", "x")
+        write("target/binary.exe", "x")
         git = ["git", "-C", d, "-c", "user.email=t@t", "-c", "user.name=t"]
         subprocess.run(git + ["init", "-q"], check=True)
         subprocess.run(git + ["add", "-A"], check=True)
         subprocess.run(git + ["commit", "-qm", "x"], check=True)
         write("default/stray.conf", "[oops]\n")
         write("app/metadata/local.meta.bak", "x")
-        staged, _ = stage(d, os.path.join(d, "target/binary"), os.path.join(d, "build"))
+        staged, _ = stage(d, {"linux_x86_64": os.path.join(d, "target/binary"),
+                              "windows_x86_64": os.path.join(d, "target/binary.exe")},
+                          os.path.join(d, "build"))
         files = sorted(os.path.relpath(os.path.join(p, f), staged)
                        for p, _, fs in os.walk(staged) for f in fs)
-        assert files == ["README.md", "bin/launcher", "bin/socdefenders-iocs",
-                         "default/app.conf", "metadata/default.meta"], files
+        assert files == ["README.md", "bin/launcher", "bin/linux_x86_64/socdefenders-iocs",
+                         "bin/socdefenders-iocs.exe", "default/app.conf",
+                         "metadata/default.meta"], files
     print("package self-test: ok (untracked and ignored files are not staged)")
 
 
@@ -144,10 +173,11 @@ def main():
     if sys.argv[1:2] == ["--self-test"]:
         self_test()
         return
-    root, binary, build_dir, dist_dir = sys.argv[1:5]
+    root, build_dir, dist_dir = sys.argv[1:4]
+    binaries = dict(a.split("=", 1) for a in sys.argv[4:])
     os.makedirs(build_dir, exist_ok=True)
     os.makedirs(dist_dir, exist_ok=True)
-    staged, v = stage(root, binary, build_dir)
+    staged, v = stage(root, binaries, build_dir)
     out = os.path.join(dist_dir, f"{APP}-{v}.spl")
     write_spl(staged, out)
     digest = hashlib.sha256(open(out, "rb").read()).hexdigest()

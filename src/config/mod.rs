@@ -3,7 +3,8 @@
 //! Layers, highest first: command-line options, `SOCDEFENDERS_<SETTING>` environment variables,
 //! `<app>/local/socdefenders.conf`, `<app>/default/socdefenders.conf`, built-in defaults. Within
 //! the .conf files `[input:<name>]` overrides `[default]`, after local/ has been merged over
-//! default/ as splunkd merges them. `<app>` is the folder above the `bin/` holding the binary.
+//! default/ as splunkd merges them. `<app>` is the folder above the `bin/` holding the binary
+//! (Windows), or above the `bin/linux_<cpu>/` holding it (Linux, behind the launcher).
 //!
 //! Built-in defaults belong to a source: `limit` is 100 for `rest` and 1000 for `taxii`. A
 //! value from a `[default]` stanza applies to every input, so one that stands in for a
@@ -112,8 +113,21 @@ pub fn app_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir));
     }
     let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
-    let bin = exe.parent()?;
-    (bin.file_name()? == "bin").then(|| bin.parent().map(Path::to_path_buf))?
+    app_of(&exe)
+}
+
+/// The app folder of a binary at `<app>/bin/<name>` (Windows) or `<app>/bin/linux_<cpu>/<name>`
+/// (Linux, run by the `bin/socdefenders-iocs` launcher).
+fn app_of(exe: &Path) -> Option<PathBuf> {
+    let mut dir = exe.parent()?;
+    if dir.file_name()? != "bin" {
+        let platform = dir.file_name()?.to_str()?;
+        if !platform.starts_with("linux_") {
+            return None;
+        }
+        dir = dir.parent()?;
+    }
+    (dir.file_name()? == "bin").then(|| dir.parent().map(Path::to_path_buf))?
 }
 
 /// The .conf layers for one input, merged: key -> (value, origin).
@@ -393,6 +407,31 @@ impl SourceSettings {
         match self {
             SourceSettings::Rest(_) => "rest",
             SourceSettings::Taxii(_) => "taxii",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_folder_is_found_from_each_platforms_binary() {
+        let app = Path::new("/opt/splunk/etc/apps/TA-socdefenders");
+        for exe in [
+            "bin/socdefenders-iocs",
+            "bin/socdefenders-iocs.exe",
+            "bin/linux_x86_64/socdefenders-iocs",
+            "bin/linux_aarch64/socdefenders-iocs",
+        ] {
+            assert_eq!(app_of(&app.join(exe)).as_deref(), Some(app), "{exe}");
+        }
+        for exe in [
+            "target/release/socdefenders-iocs",
+            "bin/other/socdefenders-iocs",
+            "bin/linux_x86_64/x/socdefenders-iocs",
+        ] {
+            assert_eq!(app_of(&app.join(exe)), None, "{exe}");
         }
     }
 }

@@ -47,7 +47,8 @@ echo "fresh-demo: ok ($events events, ${spl##*/} built, sha256 $(sha256sum "$spl
 # Reproducible: with no uncommitted change here, the fresh clone's package (built in its own
 # folders) must be byte-identical to this checkout's.
 mine="$root/dist/${spl##*/}"
-if [ -z "$(git -C "$root" status --porcelain)" ] && [ -f "$mine" ]; then
+if [ -z "$(git -C "$root" status --porcelain)" ]; then
+  make -s -C "$root" package >/dev/null
   if ! cmp -s "$spl" "$mine"; then
     echo "fresh-demo: the fresh clone's package differs from $mine: builds are not reproducible" >&2
     exit 1

@@ -51,6 +51,15 @@ if [ -z "$(git -C "$root" status --porcelain)" ]; then
   make -s -C "$root" package >/dev/null
   if ! cmp -s "$spl" "$mine"; then
     echo "fresh-demo: the fresh clone's package differs from $mine: builds are not reproducible" >&2
+    python3 - "$spl" "$mine" <<'PY' >&2
+import hashlib, sys, tarfile
+a, b = (tarfile.open(p) for p in sys.argv[1:3])
+da = {m.name: hashlib.sha256(a.extractfile(m).read()).hexdigest() for m in a if m.isfile()}
+db = {m.name: hashlib.sha256(b.extractfile(m).read()).hexdigest() for m in b if m.isfile()}
+for name in sorted(set(da) | set(db)):
+    if da.get(name) != db.get(name):
+        print(f"  differs: {name}")
+PY
     exit 1
   fi
   echo "fresh-demo: the fresh clone's package is byte-identical to this checkout's"

@@ -16,10 +16,17 @@ VENV := .venv
 ZIG_VENV := build/zig-venv
 BENCH_RUNS ?= 11
 PY := $(VENV)/bin/python
-# Linux binaries are static-pie (ASLR), as musl-gcc made them before.
+# Linux binaries are static-pie (ASLR), as musl-gcc made them before. Build paths are mapped
+# to fixed names (Rust and C alike): the Windows binary's code otherwise changes with the
+# length of the folder it is built in, and a fresh clone must give the same bytes.
+REPRO := --remap-path-prefix=$(CURDIR)=/src
+C_REPRO := -ffile-prefix-map=$(CURDIR)=/src
 ZIGBUILD := PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" \
-  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-fPIE" \
-  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-fPIE" \
+  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-fPIE $(REPRO)" \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-fPIE $(REPRO)" \
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="$(REPRO)" \
+  CFLAGS_x86_64_unknown_linux_musl="$(C_REPRO)" CFLAGS_aarch64_unknown_linux_musl="$(C_REPRO)" \
+  CFLAGS_x86_64_pc_windows_gnu="$(C_REPRO)" \
   $(CARGO) zigbuild
 
 .PHONY: all build zig package demo test test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms fresh-demo appinspect venv bench clean

@@ -63,6 +63,15 @@ PLACES = {
 }
 
 
+def without_pe_timestamp(data):
+    """A PE file with its COFF header's TimeDateStamp zeroed: the linker writes the build time
+    there (Zig's has no switch to leave it out), and nothing reads it to run the program."""
+    pe = int.from_bytes(data[0x3C:0x40], "little")
+    if data[pe:pe + 4] != b"PE\0\0":
+        sys.exit("package: the Windows binary is not a PE file")
+    return data[:pe + 8] + b"\0\0\0\0" + data[pe + 12:]
+
+
 def stage(root, binaries, out_dir):
     """Stages the app with `binaries` ({platform: path}, platforms as in PLACES)."""
     v = version(root)
@@ -79,11 +88,14 @@ def stage(root, binaries, out_dir):
         if os.path.exists(target):
             sys.exit(f"package: {PLACES[platform]} is also a tracked file")
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copy(path, target)
+        data = open(path, "rb").read()
+        if target.endswith(".exe"):
+            data = without_pe_timestamp(data)
+        open(target, "wb").write(data)
     # The README's binary declaration gets each binary's sha256.
     text = open(os.path.join(root, "README.md"), encoding="utf-8").read()
-    for platform, path in binaries.items():
-        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    for platform in binaries:
+        digest = hashlib.sha256(open(os.path.join(dest, PLACES[platform]), "rb").read()).hexdigest()
         text = text.replace(f"(sha256 of the {platform} build: stamped into the packaged README)",
                             f"`{digest}`")
     open(os.path.join(dest, "README.md"), "w", encoding="utf-8").write(text)
@@ -151,7 +163,13 @@ def self_test():
         write(".gitignore", "*.bak\n/target\n")
         write("bin/launcher", "#!/bin/sh\n")
         write("target/binary", "x")
-        write("target/binary.exe", "x")
+        # A PE header just big enough: its time stamp must come out zeroed.
+        pe = bytearray(0x40 + 24)
+        pe[0x3C:0x40] = (0x40).to_bytes(4, "little")
+        pe[0x40:0x44] = b"PE\0\0"
+        pe[0x48:0x4C] = b"\x12\x34\x56\x78"
+        os.makedirs(os.path.join(d, "target"), exist_ok=True)
+        open(os.path.join(d, "target/binary.exe"), "wb").write(bytes(pe))
         git = ["git", "-C", d, "-c", "user.email=t@t", "-c", "user.name=t"]
         subprocess.run(git + ["init", "-q"], check=True)
         subprocess.run(git + ["add", "-A"], check=True)
@@ -166,7 +184,9 @@ def self_test():
         assert files == ["README.md", "bin/launcher", "bin/linux_x86_64/socdefenders-iocs",
                          "bin/socdefenders-iocs.exe", "default/app.conf",
                          "metadata/default.meta"], files
-    print("package self-test: ok (untracked and ignored files are not staged)")
+        exe = open(os.path.join(staged, "bin/socdefenders-iocs.exe"), "rb").read()
+        assert exe[0x48:0x4C] == b"\0\0\0\0" and len(exe) == len(pe), exe
+    print("package self-test: ok (untracked and ignored files are not staged; PE time stamp zeroed)")
 
 
 def main():

@@ -92,6 +92,7 @@ def stage(root, binaries, out_dir):
         if target.endswith(".exe"):
             data = without_pe_timestamp(data)
         open(target, "wb").write(data)
+        os.chmod(target, 0o755)
     # The README's binary declaration gets each binary's sha256.
     text = open(os.path.join(root, "README.md"), encoding="utf-8").read()
     for platform in binaries:
@@ -184,6 +185,8 @@ def self_test():
         assert files == ["README.md", "bin/launcher", "bin/linux_x86_64/socdefenders-iocs",
                          "bin/socdefenders-iocs.exe", "default/app.conf",
                          "metadata/default.meta"], files
+        for rel in ("bin/socdefenders-iocs.exe", "bin/linux_x86_64/socdefenders-iocs"):
+            assert os.access(os.path.join(staged, rel), os.X_OK), f"{rel} is not executable when staged"
         exe = open(os.path.join(staged, "bin/socdefenders-iocs.exe"), "rb").read()
         assert exe[0x48:0x4C] == b"\0\0\0\0" and len(exe) == len(pe), exe
     print("package self-test: ok (untracked and ignored files are not staged; PE time stamp zeroed)")

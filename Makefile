@@ -29,7 +29,7 @@ ZIGBUILD := PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" \
   CFLAGS_x86_64_pc_windows_gnu="$(C_REPRO)" \
   $(CARGO) zigbuild
 
-.PHONY: all build zig package demo test test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms fresh-demo appinspect venv bench clean
+.PHONY: all build zig package demo test test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms fresh-demo web-check appinspect venv bench clean
 
 all: package
 
@@ -51,7 +51,7 @@ demo: package
 	@python3 tools/demo.py build/TA-socdefenders/bin/socdefenders-iocs
 	@echo "package: $(SPL)"
 
-test: test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms fresh-demo appinspect
+test: test-deps lint unit hostile package-check splunkd-run knowledge-check taxii-interop stix-conformance platforms web-check appinspect fresh-demo
 	@echo "make test: all checks passed"
 
 # Test-only system packages: installed with apt when running as root (as CI does), else named.
@@ -93,6 +93,12 @@ platforms: package
 	  $(CARGO) test --locked --test it -- --ignored --exact --test-threads 1 \
 	  platforms::aarch64_binary_under_qemu platforms::windows_binary_under_wine platforms::the_launcher_picks_the_hosts_binary
 
+# The setup page in headless Chromium (Debian's, driven by Playwright from the test venv)
+# against a loopback Splunk Web + splunkd stand-in (tools/web_setup_test.py); the screenshot
+# it takes is the README's docs/setup-page.png.
+web-check: package venv
+	$(PY) tools/web_setup_test.py build/TA-socdefenders build/setup-page.png
+
 # `make demo` in a fresh clone, with musl-gcc and apt-get hidden from PATH: the README's first
 # command needs neither (its own target folder, so nothing built here is reused).
 fresh-demo:
@@ -103,10 +109,12 @@ splunkd-run: package
 	SOCDEFENDERS_SPL=$(abspath $(SPL)) $(CARGO) test --locked --test it -- --ignored --exact package_runs_like_splunkd
 
 # Lookups, macros, collections, fields_list and event fields, checked statically against the
-# events the built binary prints for the sample feed (there is no splunkd here).
+# events the built binary prints for the sample REST page and TAXII bundle (there is no splunkd
+# here); and the hunting rules of tools/check_knowledge.py (case, maintenance, ES, exports).
 knowledge-check: build
 	@mkdir -p build
 	@python3 tools/demo.py $(BIN) > build/sample-events.ndjson 2>/dev/null
+	@python3 tools/demo.py --taxii $(BIN) >> build/sample-events.ndjson 2>/dev/null
 	python3 tools/check_knowledge.py --self-test . README.md build/sample-events.ndjson
 
 # The real TAXII 2.1 reference server (medallion) walked through many runs while it grows.

@@ -24,7 +24,7 @@ APP_DIR = os.path.abspath(sys.argv[1])
 SHOT = sys.argv[2] if len(sys.argv) > 2 else None
 APP = "TA-socdefenders"
 NS = f"/en-US/splunkd/__raw/servicesNS/nobody/{APP}"
-KEY = "sk_live_SETUPPAGE0123456789abcdef"
+KEY = "sk_test_SETUPPAGE_not_real"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 

@@ -515,6 +515,71 @@ impl<R: Read> Input<R> {
         Ok(())
     }
 
+    /// The members of the object that comes next (`{` is read here), each handed to `member`
+    /// with its key at its value, which `member` must consume.
+    pub fn members(
+        &mut self,
+        flags: &mut Flags,
+        mut member: impl FnMut(&mut Self, &str, &mut Flags) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.expect(b'{', "a JSON object")?;
+        if self.peek()? == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut key = String::new();
+        loop {
+            let k = self.key(&mut key)?;
+            flags.surrogates |= k.surrogates;
+            member(self, &key, flags)?;
+            if self.after_element(b'}', "an object")? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The elements of the list that comes next (`[` is read here), each handed to `item`,
+    /// which must consume it.
+    pub fn items(
+        &mut self,
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.expect(b'[', what)?;
+        if self.peek()? == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek()?.is_none() {
+                return Err(Error::Truncated);
+            }
+            item(self)?;
+            if self.after_element(b']', what)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// After an element of a list or object: a comma (false), or its `close` (true).
+    fn after_element(&mut self, close: u8, what: &str) -> Result<bool, Error> {
+        match self.peek()? {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b) => Err(Error::Malformed(format!(
+                "expected ',' or '{}' in {what}, found {:?}",
+                close as char, b as char
+            ))),
+            None => Err(Error::Truncated),
+        }
+    }
+
     /// A key (decoded, cut at [`KEY_CAP`]) and the colon after it.
     pub fn key(&mut self, out: &mut String) -> Result<Str, Error> {
         out.clear();

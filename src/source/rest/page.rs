@@ -123,35 +123,14 @@ fn data<R: Read>(
     if inp.peek()? != Some(b'[') {
         return Err(Error::Malformed("\"data\" is not a list".into()));
     }
-    inp.pos += 1;
-    if inp.peek()? == Some(b']') {
-        inp.pos += 1;
-        return Ok(());
-    }
-    loop {
-        if inp.peek()?.is_none() {
-            return Err(Error::Truncated);
-        }
+    inp.items("data", |inp| {
         element(inp).map_err(|e| match e.downcast::<Error>() {
             Ok(json) => json,
             Err(other) => Error::Sink(other),
         })?;
         sum.count += 1;
-        match inp.peek()? {
-            Some(b',') => inp.pos += 1,
-            Some(b']') => {
-                inp.pos += 1;
-                return Ok(());
-            }
-            Some(b) => {
-                return Err(Error::Malformed(format!(
-                    "expected ',' or ']' in data, found {:?}",
-                    b as char
-                )));
-            }
-            None => return Err(Error::Truncated),
-        }
-    }
+        Ok(())
+    })
 }
 
 /// The members of an object value, each handed to `member` at its value; anything that is
@@ -159,36 +138,12 @@ fn data<R: Read>(
 fn members<R: Read>(
     inp: &mut Input<R>,
     flags: &mut Flags,
-    mut member: impl FnMut(&mut Input<R>, &str, &mut Flags) -> Result<(), Error>,
+    member: impl FnMut(&mut Input<R>, &str, &mut Flags) -> Result<(), Error>,
 ) -> Result<(), Error> {
     if inp.peek()? != Some(b'{') {
         return inp.value(None, 0, flags);
     }
-    inp.pos += 1;
-    if inp.peek()? == Some(b'}') {
-        inp.pos += 1;
-        return Ok(());
-    }
-    let mut key = String::new();
-    loop {
-        let k = inp.key(&mut key)?;
-        flags.surrogates |= k.surrogates;
-        member(inp, &key, flags)?;
-        match inp.peek()? {
-            Some(b',') => inp.pos += 1,
-            Some(b'}') => {
-                inp.pos += 1;
-                return Ok(());
-            }
-            Some(b) => {
-                return Err(Error::Malformed(format!(
-                    "expected ',' or '}}' in an object, found {:?}",
-                    b as char
-                )));
-            }
-            None => return Err(Error::Truncated),
-        }
-    }
+    inp.members(flags, member)
 }
 
 fn meta<R: Read>(inp: &mut Input<R>, sum: &mut Summary, flags: &mut Flags) -> Result<(), Error> {

@@ -99,11 +99,11 @@ pub fn stream<R: Read>(
     let mut inp = Input::new(r, limit, hint);
     let mut meta = PageMeta::default();
     let mut flags = Flags::default();
-    members(&mut inp, &mut flags, |inp, key, flags| match key {
+    inp.members(&mut flags, |inp, key, flags| match key {
         "objects" if inp.peek()? != Some(b'[') => {
             Err(Error::Malformed("\"objects\" is not a list".into()))
         }
-        "objects" => items(inp, flags, |inp, flags| {
+        "objects" => inp.items("a list", |inp| {
             let obj = object(inp, max_field_bytes, flags)?;
             meta.count += 1;
             each(obj).map_err(Error::Sink)
@@ -141,73 +141,6 @@ fn text<R: Read>(inp: &mut Input<R>, cap: usize, flags: &mut Flags) -> Result<Te
     Ok(Text { kept, len: s.len })
 }
 
-/// The members of the object that comes next, each handed to `member` at its value (which it
-/// must consume). Anything but an object is refused.
-fn members<R: Read>(
-    inp: &mut Input<R>,
-    flags: &mut Flags,
-    mut member: impl FnMut(&mut Input<R>, &str, &mut Flags) -> Result<(), Error>,
-) -> Result<(), Error> {
-    inp.expect(b'{', "a JSON object")?;
-    if inp.peek()? == Some(b'}') {
-        inp.pos += 1;
-        return Ok(());
-    }
-    let mut key = String::new();
-    loop {
-        let k = inp.key(&mut key)?;
-        flags.surrogates |= k.surrogates;
-        member(inp, &key, flags)?;
-        match inp.peek()? {
-            Some(b',') => inp.pos += 1,
-            Some(b'}') => {
-                inp.pos += 1;
-                return Ok(());
-            }
-            Some(c) => {
-                return Err(Error::Malformed(format!(
-                    "expected ',' or '}}' in an object, found {:?}",
-                    c as char
-                )));
-            }
-            None => return Err(Error::Truncated),
-        }
-    }
-}
-
-/// The elements of the list that comes next, each handed to `item` (which must consume it).
-fn items<R: Read>(
-    inp: &mut Input<R>,
-    flags: &mut Flags,
-    mut item: impl FnMut(&mut Input<R>, &mut Flags) -> Result<(), Error>,
-) -> Result<(), Error> {
-    inp.expect(b'[', "a list")?;
-    if inp.peek()? == Some(b']') {
-        inp.pos += 1;
-        return Ok(());
-    }
-    loop {
-        if inp.peek()?.is_none() {
-            return Err(Error::Truncated);
-        }
-        item(inp, flags)?;
-        match inp.peek()? {
-            Some(b',') => inp.pos += 1,
-            Some(b']') => {
-                inp.pos += 1;
-                return Ok(());
-            }
-            Some(c) => {
-                return Err(Error::Malformed(format!(
-                    "expected ',' or ']' in a list, found {:?}",
-                    c as char
-                )));
-            }
-            None => return Err(Error::Truncated),
-        }
-    }
-}
-
 /// A string member, or `None` (the value skipped) when it is not a string.
 fn opt_text<R: Read>(
     inp: &mut Input<R>,
@@ -229,7 +162,7 @@ fn texts<R: Read>(inp: &mut Input<R>, flags: &mut Flags) -> Result<Texts, Error>
         return Ok(out);
     }
     let mut bytes = 0;
-    items(inp, flags, |inp, flags| {
+    inp.items("a list", |inp| {
         let room = LIST_BYTES.saturating_sub(bytes);
         if inp.peek()? != Some(b'"') || out.items.len() >= LIST_ITEMS || room == 0 {
             out.dropped += 1;
@@ -250,12 +183,12 @@ fn refs<R: Read>(inp: &mut Input<R>, flags: &mut Flags) -> Result<Vec<(Text, Tex
         inp.value(None, 0, flags)?;
         return Ok(out);
     }
-    items(inp, flags, |inp, flags| {
+    inp.items("a list", |inp| {
         if inp.peek()? != Some(b'{') || out.len() >= LIST_ITEMS {
             return inp.value(None, 0, flags);
         }
         let (mut source, mut ext) = (None, None);
-        members(inp, flags, |inp, key, flags| {
+        inp.members(flags, |inp, key, flags| {
             match key {
                 "source_name" => source = opt_text(inp, 64, flags)?,
                 "external_id" => ext = opt_text(inp, 128, flags)?,
@@ -286,7 +219,7 @@ fn object<R: Read>(
         return Ok(o);
     }
     let mut own = Flags::default();
-    members(inp, &mut own, |inp, key, f| {
+    inp.members(&mut own, |inp, key, f| {
         match key {
             "type" => o.kind = opt_text(inp, SHORT, f)?,
             "id" => o.id = opt_text(inp, SHORT, f)?,

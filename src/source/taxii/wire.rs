@@ -139,6 +139,31 @@ fn json_body(body: &[u8], url: &str) -> Result<Value> {
     Ok(value)
 }
 
+/// One authenticated TAXII GET: the response to read, or what stands in the way (429, 404,
+/// the daily budget); any other status is an error naming `shown` (the URL without query).
+fn get(
+    net: &mut Net,
+    s: &Settings,
+    url: &str,
+    what: &str,
+    shown: &str,
+) -> Result<Got<ureq::http::Response<ureq::Body>>> {
+    let auth = auth(s, net);
+    match net.get(
+        url,
+        &[("Authorization", &auth), ("Accept", MEDIA_TYPE)],
+        what,
+    )? {
+        Answer::Ok(r) => Ok(Got::Ok(r)),
+        Answer::Spent => Ok(Got::Spent),
+        Answer::Status(r) if r.status == 429 => {
+            Ok(Got::RateLimited(http::retry_at(&r, timeutil::now_ms())))
+        }
+        Answer::Status(r) if r.status == 404 => Ok(Got::Gone),
+        Answer::Status(r) => Err(status_error(&r, what, shown)),
+    }
+}
+
 /// GETs a TAXII document of at most `cap` bytes.
 fn get_json(
     net: &mut Net,
@@ -147,19 +172,11 @@ fn get_json(
     what: &str,
     cap: u64,
 ) -> Result<Got<(Value, http::Headers)>> {
-    let auth = auth(s, net);
-    let resp = match net.get(
-        url,
-        &[("Authorization", &auth), ("Accept", MEDIA_TYPE)],
-        what,
-    )? {
-        Answer::Ok(r) => r,
-        Answer::Spent => return Ok(Got::Spent),
-        Answer::Status(r) if r.status == 429 => {
-            return Ok(Got::RateLimited(http::retry_at(&r, timeutil::now_ms())));
-        }
-        Answer::Status(r) if r.status == 404 => return Ok(Got::Gone),
-        Answer::Status(r) => return Err(status_error(&r, what, url)),
+    let resp = match get(net, s, url, what, url)? {
+        Got::Ok(r) => r,
+        Got::Spent => return Ok(Got::Spent),
+        Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
+        Got::Gone => return Ok(Got::Gone),
     };
     let (body, headers) = http::read_small(net.client, resp, cap, what)?;
     let ct = headers
@@ -309,20 +326,11 @@ pub fn objects(
     if let Some(n) = next {
         url.push_str(&format!("&next={}", http::enc(n)));
     }
-    let auth = auth(s, net);
-    let what = "TAXII objects";
-    let resp = match net.get(
-        &url,
-        &[("Authorization", &auth), ("Accept", MEDIA_TYPE)],
-        what,
-    )? {
-        Answer::Ok(r) => r,
-        Answer::Spent => return Ok(Got::Spent),
-        Answer::Status(r) if r.status == 429 => {
-            return Ok(Got::RateLimited(http::retry_at(&r, timeutil::now_ms())));
-        }
-        Answer::Status(r) if r.status == 404 => return Ok(Got::Gone),
-        Answer::Status(r) => return Err(status_error(&r, what, objects_url)),
+    let resp = match get(net, s, &url, "TAXII objects", objects_url)? {
+        Got::Ok(r) => r,
+        Got::Spent => return Ok(Got::Spent),
+        Got::RateLimited(t) => return Ok(Got::RateLimited(t)),
+        Got::Gone => return Ok(Got::Gone),
     };
     let header = |name: &str| {
         resp.headers()

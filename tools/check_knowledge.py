@@ -136,8 +136,8 @@ def evaluate(expr, value):
     """A tiny evaluator for the expressions a writer assigns to a match field: 'value',
     lower(...), upper(...), trim(...). None when it cannot tell."""
     expr = expr.strip()
-    if expr in ("'value'", "value"):
-        return value
+    if re.fullmatch(r"'?[A-Za-z_][A-Za-z0-9_.]*'?", expr):
+        return value  # a field: the value as the event or the stored row has it
     m = re.match(r"(lower|upper|trim)\((.*)\)$", expr)
     if not m:
         return None
@@ -302,6 +302,10 @@ def check_hunting(confs, views, spl_blocks, lookups, flist):
             assigned = re.findall(rf"[\s,]{re.escape(match)}=((?:lower|upper|trim)\([^()]*\)|'[^']*')", text)
             if not assigned:
                 errors.append(f"savedsearches [{sname}]: writes {name} without assigning {match} (it must be lower case)")
+            merged = text.find(f"inputlookup append=true {name}")
+            if merged >= 0 and not re.search(rf"[\s,]{re.escape(match)}=lower\(", text[merged:]):
+                errors.append(f"savedsearches [{sname}]: writes back the stored rows of {name} without lowering {match}: "
+                              f"rows stored in mixed case (by earlier releases) never match")
             for expr in assigned:
                 for sample in CASE_SAMPLES:
                     got = evaluate(expr, sample)
@@ -410,6 +414,8 @@ def self_test(confs, views, spl, fields):
 
     mutate("a case-insensitive lookup written as received", ss, maint("domain"), "search",
            "domain=lower('value')", "domain='value'")
+    mutate("stored rows written back without lowering", ss, maint("cve"), "search",
+           ", cve=lower(cve)", "")
     c = copy.deepcopy(confs)
     c[ss]["A second writer"] = {"search": '`socdefenders_index` sourcetype="socdefenders:ioc" _index_earliest=-4h '
                                           "| eval _key='id', domain=lower('value') | table _key domain "

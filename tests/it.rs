@@ -925,20 +925,11 @@ fn secret_store_failures_name_realm_user_and_fix() {
 #[test]
 #[ignore = "needs the .spl: run by `make splunkd-run` with SOCDEFENDERS_SPL set"]
 fn package_runs_like_splunkd() {
-    let spl = std::env::var("SOCDEFENDERS_SPL").expect("SOCDEFENDERS_SPL names the .spl to test");
     let (srv, _feed) = api::start(feed_with(3), None);
     let sd = splunkd(200);
     let mut env = splunk_env(&srv, &sd);
     let home = env.dir.path().join("splunk");
-    let apps = home.join("etc/apps");
-    std::fs::create_dir_all(&apps).unwrap();
-    let st = std::process::Command::new("tar")
-        .args(["-xzf", &spl, "-C"])
-        .arg(&apps)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let app = apps.join("TA-socdefenders");
+    let app = platforms::unpack_app(&env);
     std::fs::create_dir_all(app.join("local")).unwrap();
     std::fs::write(
         app.join("local/socdefenders.conf"),

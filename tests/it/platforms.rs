@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use util::Out;
 
 /// The packaged app, extracted under `env`'s folder as `$SPLUNK_HOME/etc/apps`.
-fn unpack_app(env: &Env) -> PathBuf {
+pub fn unpack_app(env: &Env) -> PathBuf {
     let spl = std::env::var("SOCDEFENDERS_SPL").expect("SOCDEFENDERS_SPL names the .spl to test");
     let apps = env.dir.path().join("splunk/etc/apps");
     std::fs::create_dir_all(&apps).unwrap();

@@ -68,39 +68,16 @@ pub fn stream<R: Read>(
     let mut sum = Summary::default();
     let mut saw_data = false;
     let mut flags = Flags::default();
-    let mut key = String::new();
-    inp.expect(b'{', "a JSON object")?;
-    if inp.peek()? == Some(b'}') {
-        inp.pos += 1;
-    } else {
-        loop {
-            let k = inp.key(&mut key)?;
-            flags.surrogates |= k.surrogates;
-            match key.as_str() {
-                "data" => {
-                    data(&mut inp, &mut sum, &mut element)?;
-                    saw_data = true;
-                }
-                "meta" => meta(&mut inp, &mut sum, &mut flags)?,
-                "links" => links(&mut inp, &mut sum, &mut flags)?,
-                _ => inp.value(None, 0, &mut flags)?,
-            }
-            match inp.peek()? {
-                Some(b',') => inp.pos += 1,
-                Some(b'}') => {
-                    inp.pos += 1;
-                    break;
-                }
-                Some(b) => {
-                    return Err(Error::Malformed(format!(
-                        "expected ',' or '}}' after a value, found {:?}",
-                        b as char
-                    )));
-                }
-                None => return Err(Error::Truncated),
-            }
+    inp.members(&mut flags, |inp, key, flags| match key {
+        "data" => {
+            data(inp, &mut sum, &mut element)?;
+            saw_data = true;
+            Ok(())
         }
-    }
+        "meta" => meta(inp, &mut sum, flags),
+        "links" => links(inp, &mut sum, flags),
+        _ => inp.value(None, 0, flags),
+    })?;
     if let Some(b) = inp.peek()? {
         return Err(Error::Malformed(format!(
             "unexpected {:?} after the JSON object",
